@@ -1,0 +1,64 @@
+# Clawgate developer commands. `make up` runs the stack, `make test` runs the suite;
+# both create .venv and install what they need first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+PROTOS := $(shell find proto -name '*.proto' | sort)
+GEN_DIRS := clawgate/chat/v1 clawgate/agents/v1 clawgate/health/v1
+DESCRIPTOR := deploy/envoy/clawgate.pb
+
+.PHONY: help venv system-deps proto proto-check lint test test-fast up demo token clean
+
+help:
+	@echo "make up      - set up and run the whole stack (Envoy on :8000)"
+	@echo "make demo    - same, with the built-in ollama stand-in"
+	@echo "make test    - set up and run lint, type checks and the test suite"
+	@echo "make proto   - regenerate Python code and the Envoy descriptor from proto/"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+system-deps:
+	./scripts/ensure-system-deps.sh
+
+proto: venv
+	rm -rf $(GEN_DIRS)
+	$(PY) -m grpc_tools.protoc -I proto -I $(SITE) \
+	  --python_out=. --pyi_out=. --grpc_python_out=. \
+	  --descriptor_set_out=$(DESCRIPTOR) --include_imports --include_source_info \
+	  $(PROTOS)
+	for d in $(GEN_DIRS); do touch $$d/__init__.py $$(dirname $$d)/__init__.py; done
+
+# Fails when the committed generated code differs from what the protos produce.
+proto-check: venv
+	$(PY) -m tests.tools.proto_check
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cd proto && ../$(VENV)/bin/buf lint
+
+test: system-deps venv proto-check lint
+	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -q -x
+
+up: system-deps venv
+	$(VENV)/bin/clawgate onboard
+
+demo: system-deps venv
+	$(VENV)/bin/clawgate onboard --demo
+
+token: venv
+	@$(VENV)/bin/clawgate token
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
