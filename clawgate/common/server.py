@@ -17,7 +17,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -31,7 +31,8 @@ log = logging.getLogger("clawgate.server")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Behavior = Callable[..., Any]
-Handler = grpc.RpcMethodHandler[Any, Any]
+if TYPE_CHECKING:
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
 
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 32 * 1024 * 1024),
