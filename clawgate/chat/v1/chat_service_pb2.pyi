@@ -248,3 +248,43 @@ class Model(_message.Message):
     available: bool
     agent_model: str
     def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., created: _Optional[int] = ..., owned_by: _Optional[str] = ..., name: _Optional[str] = ..., provider: _Optional[str] = ..., context_window: _Optional[int] = ..., max_tokens: _Optional[int] = ..., reasoning: _Optional[bool] = ..., input: _Optional[_Iterable[str]] = ..., cost: _Optional[_Union[ModelCost, _Mapping]] = ..., available: _Optional[bool] = ..., agent_model: _Optional[str] = ...) -> None: ...
+
+class GetCacheStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CacheStats(_message.Message):
+    __slots__ = ("hits", "misses", "bypasses", "stores", "coalesced", "hit_latency_p50_ms", "hit_latency_p99_ms", "redis_available", "entries", "enabled")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    BYPASSES_FIELD_NUMBER: _ClassVar[int]
+    STORES_FIELD_NUMBER: _ClassVar[int]
+    COALESCED_FIELD_NUMBER: _ClassVar[int]
+    HIT_LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    HIT_LATENCY_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    REDIS_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    hits: float
+    misses: float
+    bypasses: float
+    stores: float
+    coalesced: float
+    hit_latency_p50_ms: float
+    hit_latency_p99_ms: float
+    redis_available: bool
+    entries: float
+    enabled: bool
+    def __init__(self, hits: _Optional[float] = ..., misses: _Optional[float] = ..., bypasses: _Optional[float] = ..., stores: _Optional[float] = ..., coalesced: _Optional[float] = ..., hit_latency_p50_ms: _Optional[float] = ..., hit_latency_p99_ms: _Optional[float] = ..., redis_available: _Optional[bool] = ..., entries: _Optional[float] = ..., enabled: _Optional[bool] = ...) -> None: ...
+
+class PurgeCacheRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class PurgeCacheResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: float
+    def __init__(self, deleted: _Optional[float] = ...) -> None: ...

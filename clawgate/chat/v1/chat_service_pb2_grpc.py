@@ -61,6 +61,16 @@ class ChatServiceStub:
                 request_serializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.Model.FromString,
                 _registered_method=True)
+        self.GetCacheStats = channel.unary_unary(
+                '/clawgate.chat.v1.ChatService/GetCacheStats',
+                request_serializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.GetCacheStatsRequest.SerializeToString,
+                response_deserializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.CacheStats.FromString,
+                _registered_method=True)
+        self.PurgeCache = channel.unary_unary(
+                '/clawgate.chat.v1.ChatService/PurgeCache',
+                request_serializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheRequest.SerializeToString,
+                response_deserializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -106,6 +116,20 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCacheStats(self, request, context):
+        """Prompt-cache counters of this chat process and of the shared cache.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeCache(self, request, context):
+        """Deletes cached answers (all of this deployment's, or one model's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -133,6 +157,16 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.GetModel,
                     request_deserializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.GetModelRequest.FromString,
                     response_serializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.Model.SerializeToString,
+            ),
+            'GetCacheStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCacheStats,
+                    request_deserializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.GetCacheStatsRequest.FromString,
+                    response_serializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.CacheStats.SerializeToString,
+            ),
+            'PurgeCache': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeCache,
+                    request_deserializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheRequest.FromString,
+                    response_serializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -271,6 +305,60 @@ class ChatService:
             '/clawgate.chat.v1.ChatService/GetModel',
             clawgate_dot_chat_dot_v1_dot_chat__service__pb2.GetModelRequest.SerializeToString,
             clawgate_dot_chat_dot_v1_dot_chat__service__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCacheStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clawgate.chat.v1.ChatService/GetCacheStats',
+            clawgate_dot_chat_dot_v1_dot_chat__service__pb2.GetCacheStatsRequest.SerializeToString,
+            clawgate_dot_chat_dot_v1_dot_chat__service__pb2.CacheStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeCache(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clawgate.chat.v1.ChatService/PurgeCache',
+            clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheRequest.SerializeToString,
+            clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheResponse.FromString,
             options,
             channel_credentials,
             insecure,
