@@ -29,8 +29,8 @@ system-deps:
 
 proto: venv
 	rm -rf $(GEN_DIRS)
-	$(PY) -m grpc_tools.protoc -I proto -I $(SITE) \
-	  --python_out=. --pyi_out=. --grpc_python_out=. \
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -I proto -I $(SITE) \
+	  --python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. \
 	  --descriptor_set_out=$(DESCRIPTOR) --include_imports --include_source_info \
 	  $(PROTOS)
 	for d in $(GEN_DIRS); do touch $$d/__init__.py $$(dirname $$d)/__init__.py; done

