@@ -1,0 +1,221 @@
+"""`clawgate onboard`: start the whole gateway locally with one command (R5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from clawgate.common.auth import ensure_token_file
+from clawgate.common.config import API_OLLAMA, Config, load_config
+from clawgate.launcher.processes import StartError, free_port, port_open
+from clawgate.launcher.stack import Stack, StackPlan, StandinPlan, write_json
+
+MAX_RESTARTS = 5
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def _redis_host_port(url: str) -> tuple[str, int]:
+    parsed = urllib.parse.urlparse(url)
+    return parsed.hostname or "127.0.0.1", parsed.port or 6379
+
+
+def _worker_reachable(url: str) -> bool:
+    root = url.removesuffix("/v1")
+    for probe in (root + "/api/version", url + "/models"):
+        try:
+            with urllib.request.urlopen(probe, timeout=2) as reply:
+                if reply.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            continue
+    return False
+
+
+def _demo_providers(config: Config, standin_url: str) -> dict[str, Any]:
+    """The configured providers, every worker replaced by the stand-in."""
+    providers: dict[str, Any] = {}
+    for p in config.providers:
+        providers[p.id] = {
+            "baseUrl": standin_url if p.api == API_OLLAMA else standin_url + "/v1",
+            "apiKey": "demo",
+            "api": p.api,
+            "models": [
+                {
+                    "id": m.id, "name": m.name, "reasoning": m.reasoning, "input": list(m.input),
+                    "contextWindow": m.context_window, "maxTokens": m.max_tokens,
+                    "cost": {"input": m.cost.input, "output": m.cost.output,
+                             "cacheRead": m.cost.cache_read, "cacheWrite": m.cost.cache_write},
+                }
+                for m in p.models
+            ],
+        }  # fmt: skip
+    return providers
+
+
+def plan_stack(config: Config, *, demo: bool) -> tuple[StackPlan, list[str]]:
+    """Decide ports, Redis and workers; returns the plan and notes for the user."""
+    notes: list[str] = []
+    state = Path(config.state_dir).resolve()
+    token_file = Path(os.environ.get("CLAWGATE_TOKEN_FILE", state / "token"))
+    ensure_token_file(token_file)
+
+    if port_open(config.gateway.host if config.gateway.host != "0.0.0.0" else "127.0.0.1",
+                 config.gateway.port):  # fmt: skip
+        raise StartError(
+            f"port {config.gateway.port} is already in use: is Clawgate already running? "
+            "Stop it, or set CLAWGATE_PORT to another port."
+        )
+    for name in ("chat", "agents", "health"):
+        host, _, port = getattr(config.services, name).rpartition(":")
+        if port_open(host or "127.0.0.1", int(port)):
+            raise StartError(
+                f"the {name} service port {port} is in use; set CLAWGATE_{name.upper()}_ADDR"
+            )
+
+    redis_host, redis_port = _redis_host_port(config.redis_url)
+    own_redis: int | None = None
+    redis_url = config.redis_url
+    if not port_open(redis_host, redis_port):
+        own_redis = redis_port if redis_host in ("127.0.0.1", "localhost") else free_port()
+        redis_url = f"redis://127.0.0.1:{own_redis}/0"
+        notes.append(
+            f"Redis not reachable at {config.redis_url}: starting one "
+            f"({redis_url}, append-only file on)"
+        )
+
+    standins: dict[str, StandinPlan] = {}
+    config_path = Path(config.source).resolve() if config.source != "defaults" else None
+    if demo:
+        port = 11434 if not port_open("127.0.0.1", 11434) else free_port()
+        models = tuple(dict.fromkeys(m.id for _, m in config.models()))
+        standins["demo"] = StandinPlan(port=port, models=models, token_delay_ms=30)
+        url = f"http://127.0.0.1:{port}"
+        config_path = write_json(
+            state / "demo-config.json", {"providers": _demo_providers(config, url)}
+        )
+        notes.append(f"demo mode: the built-in ollama stand-in answers at {url} (no real model)")
+    else:
+        down = [url for _, url in config.worker_urls() if not _worker_reachable(url)]
+        for url in down:
+            notes.append(
+                f"ollama is not reachable at {url}. Start it (`ollama serve`, then "
+                f"`ollama pull <model>`), or run `clawgate onboard --demo` to try every "
+                "endpoint with the built-in stand-in."
+            )
+
+    plan = StackPlan(
+        state_dir=state,
+        config_path=config_path,
+        token_file=token_file,
+        host=config.gateway.host,
+        port=config.gateway.port,
+        admin_port=config.gateway.admin_port,
+        addrs=config.services,
+        redis_port=own_redis,
+        redis_url=redis_url,
+        standins=standins,
+    )
+    return plan, notes
+
+
+def health_summary(stack: Stack) -> str:
+    request = urllib.request.Request(
+        stack.rest_url + "/api/v1/health", headers={"Authorization": f"Bearer {stack.token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            report = json.load(reply)
+    except urllib.error.HTTPError as err:
+        report = json.load(err)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        return f"  health: no answer ({err})"
+    lines = [f"  overall: {report.get('status')}"]
+    for c in report.get("components", []):
+        lines.append(f"  {c['status']:>8}  {c['name']}: {c.get('detail', '')}")
+    return "\n".join(lines)
+
+
+def supervise(stack: Stack, stop: threading.Event) -> int:
+    """Report and restart children that die, until asked to stop."""
+    restarts: dict[str, int] = {}
+    while not stop.wait(0.5):
+        for name, code in stack.dead_children().items():
+            say(f"!! {name} exited with code {code}; last log lines:")
+            say(stack.children[name].log_tail(15))
+            restarts[name] = restarts.get(name, 0) + 1
+            if restarts[name] > MAX_RESTARTS:
+                say(f"!! {name} keeps dying; stopping the gateway. Logs: {stack.plan.logs}")
+                return 1
+            say(f".. restarting {name} ({restarts[name]}/{MAX_RESTARTS})")
+            try:
+                stack.restart(name)
+            except StartError as err:
+                say(f"!! could not restart {name}: {err}")
+    return 0
+
+
+def onboard(demo: bool = False, config_path: str | None = None) -> int:
+    config = load_config(config_path)
+    try:
+        plan, notes = plan_stack(config, demo=demo)
+    except StartError as err:
+        say(f"cannot start: {err}")
+        return 1
+    for note in notes:
+        say(f"note: {note}")
+    stack = Stack(plan)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        say("starting Clawgate…")
+        started = time.monotonic()
+        stack.start()
+        say(f"Clawgate is up in {time.monotonic() - started:.1f}s")
+        say(f"  base URL : {stack.rest_url}/api/v1  (OpenAI clients: base_url=<this>)")
+        say(f"  gRPC     : {stack.grpc_target}")
+        say(f"  token    : {stack.token}   (again: `clawgate token`)")
+        say(f"  logs     : {plan.logs}")
+        say(health_summary(stack))
+        say(
+            f"\ntry: curl -H 'Authorization: Bearer {stack.token}' {stack.rest_url}/api/v1/models\n"
+            "Ctrl-C stops everything."
+        )
+        code = supervise(stack, stop)
+    except StartError as err:
+        say(f"cannot start: {err}")
+        code = 1
+    finally:
+        say("stopping…")
+        for name, exit_code in stack.stop().items():
+            say(f"  {name}: exit {exit_code}")
+    return code
+
+
+def print_token(config_path: str | None = None) -> int:
+    if os.environ.get("CLAWGATE_TOKEN"):
+        print(os.environ["CLAWGATE_TOKEN"].split(",")[0])
+        return 0
+    config = load_config(config_path)
+    path = Path(os.environ.get("CLAWGATE_TOKEN_FILE", Path(config.state_dir) / "token"))
+    if not path.is_file():
+        print("no gateway token yet: run `clawgate onboard` (or `make up`) first", file=sys.stderr)
+        return 1
+    print(path.read_text(encoding="utf-8").split()[0])
+    return 0

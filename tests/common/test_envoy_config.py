@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from clawgate.launcher import envoy_config
+from clawgate.launcher.stack import envoy_binary
+
+
+def _ports() -> envoy_config.EnvoyPorts:
+    return envoy_config.EnvoyPorts(
+        "127.0.0.1", 18000, 19901, "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"
+    )
+
+
+def test_rendered_config_passes_envoy_validate(tmp_path: Path) -> None:
+    path = envoy_config.write(tmp_path / "envoy.yaml", _ports())
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout + result.stderr
+
+
+def test_envoy_validate_rejects_a_missing_descriptor(tmp_path: Path) -> None:
+    path = envoy_config.write(tmp_path / "envoy.yaml", _ports(), descriptor=tmp_path / "missing.pb")
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "critical" in result.stdout + result.stderr
+
+
+def test_every_service_is_transcoded_and_health_checked() -> None:
+    config = envoy_config.render(_ports())
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    filters = hcm["typed_config"]["http_filters"]
+    transcoder = next(f for f in filters if f["name"].endswith("grpc_json_transcoder"))
+    assert set(transcoder["typed_config"]["services"]) == {
+        "clawgate.chat.v1.ChatService",
+        "clawgate.agents.v1.AgentService",
+        "clawgate.health.v1.HealthService",
+    }
+    # The Lua error filter must see responses after the transcoder: it comes first.
+    assert filters[0]["name"] == "envoy.filters.http.lua"
+    for cluster in config["static_resources"]["clusters"]:
+        (check,) = cluster["health_checks"]
+        assert check["no_traffic_interval"] == "2s"
+    assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
