@@ -43,7 +43,8 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	cd proto && ../$(VENV)/bin/buf lint
+	# buf lints the descriptor set (googleapis imports resolve offline that way).
+	$(VENV)/bin/buf lint "$(DESCRIPTOR)#format=binpb" --path clawgate --config proto/buf.yaml
 
 test: system-deps venv proto-check lint
 	$(PY) -m pytest -q
