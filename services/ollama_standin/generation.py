@@ -27,14 +27,20 @@ _HAS_CJK = re.compile(f"[{_CJK}]")
 # whitespace (the way BPE vocabularies attach the space to the following word).
 _TOKEN = re.compile(f"[{_CJK}{_CJK_PUNCT}]|\\s*[^\\s{_CJK}{_CJK_PUNCT}]+|\\s+")
 
-_WORDS = (
-    "signal river lantern quiet bright morning harbor pattern steady garden copper window "
-    "careful simple measure thread orbit candle meadow gentle vector compass silver echo "
-    "granite willow summit ember cobalt prairie beacon falcon marble cedar delta horizon "
-    "meridian nimbus opal pebble quartz ripple saffron tundra umber velvet zephyr"
-).split()
+# fmt: off
+_WORDS = [
+    "signal", "river", "lantern", "quiet", "bright", "morning", "harbor", "pattern", "steady",
+    "garden", "copper", "window", "careful", "simple", "measure", "thread", "orbit", "candle",
+    "meadow", "gentle", "vector", "compass", "silver", "echo", "granite", "willow", "summit",
+    "ember", "cobalt", "prairie", "beacon", "falcon", "marble", "cedar", "delta", "horizon",
+    "meridian", "nimbus", "opal", "pebble", "quartz", "ripple", "saffron", "tundra", "umber",
+]
 _HANZI = "天地人和光明山水风云花月星海心语言思想学问知识时间空气温度理解回答清楚简单"
-_THINK_WORDS = "so first consider what matters then check the details and answer clearly".split()
+_THINK_WORDS = [
+    "so", "first", "consider", "what", "matters", "then", "check", "the", "details", "and",
+    "answer", "clearly",
+]
+# fmt: on
 _THINK_HANZI = "首先想一下用户的问题然后整理思路给出清楚回答"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 # Reasoning length (extra tokens) per think level.
@@ -100,7 +106,9 @@ def has_cjk(text: str) -> bool:
     return bool(_HAS_CJK.search(text))
 
 
-def estimate_prompt_tokens(messages: list[dict[str, Any]], tools: tuple[dict[str, Any], ...]) -> int:
+def estimate_prompt_tokens(
+    messages: list[dict[str, Any]], tools: tuple[dict[str, Any], ...]
+) -> int:
     """~1 token per 4 UTF-8 bytes, 4 per message for the template, 256 per image."""
     total = 3
     for msg in messages:
@@ -169,8 +177,8 @@ def _answer_tokens(inp: GenerationInput, rng: random.Random, user: str, cjk: boo
     if cjk:
         subject = re.sub(r"\s+", "", user)[:8]
         head = split_tokens(f"关于「{subject}」：")
-        fill = max(4, natural - len(head) - 1)
-        return [*head, *(rng.choice(_HANZI) for _ in range(fill)), "。"]
+        count = max(4, natural - len(head) - 1)
+        return [*head, *(rng.choice(_HANZI) for _ in range(count)), "。"]
     head = split_tokens("About " + " ".join(_subject_words(user)) + ":")
     vocab = _vocabulary(inp)
     fill = [rng.choice(vocab) for _ in range(max(4, natural - len(head)))]
@@ -207,7 +215,7 @@ def _pick_tool(inp: GenerationInput, user: str) -> dict[str, Any] | None:
 
 
 def _string_argument(user: str, tool_name: str) -> str:
-    words = [w for w in re.findall(r"[\w-]+", user) if w.lower() != tool_name.lower()]
+    words: list[str] = [w for w in re.findall(r"[\w-]+", user) if w.lower() != tool_name.lower()]
     capitalised = [w for w in words[1:] if w[:1].isupper()]
     return (capitalised or words or ["example"])[-1]
 
@@ -246,7 +254,9 @@ def _tool_call(tool: dict[str, Any], user: str, rng: random.Random) -> ToolCall:
     return ToolCall(id=call_id, index=0, name=str(fn["name"]), arguments=args)
 
 
-def _truncate(tokens: list[str], budget: int | None, stops: tuple[str, ...]) -> tuple[list[str], int, str]:
+def _truncate(
+    tokens: list[str], budget: int | None, stops: tuple[str, ...]
+) -> tuple[list[str], int, str]:
     """Apply num_predict and stop sequences: (emitted pieces, tokens consumed, done_reason)."""
     text, used = "", 0
     for tok in tokens:
@@ -297,7 +307,9 @@ def generate(inp: GenerationInput) -> Generation:
         steps.append(Step(tool_calls=[call]))
         return Generation(steps, "stop", prompt_tokens, used + cost)
 
-    answer = _json_answer_tokens(inp, rng, user) if inp.format else _answer_tokens(inp, rng, user, cjk)
+    answer = (
+        _json_answer_tokens(inp, rng, user) if inp.format else _answer_tokens(inp, rng, user, cjk)
+    )
     remaining = None if budget is None else budget - used
     pieces, consumed, reason = _truncate(answer, remaining, inp.stop)
     if pieces and steps:

@@ -1,0 +1,3 @@
+from services.agents.main import main
+
+main()

@@ -1,0 +1,39 @@
+"""Entry point of the agent registry: config, Redis, servicer, then serve until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from clawgate.agents.v1 import agent_service_pb2_grpc as pb_grpc
+from clawgate.common import logging
+from clawgate.common.auth import Authenticator
+from clawgate.common.config import Config, load_config
+from clawgate.common.server import serve
+from services.agents import store
+from services.agents.servicer import SERVICE_NAME, AgentServicer
+from services.agents.validation import ModelCatalog
+
+
+async def run(config: Config) -> None:
+    agents = store.AgentStore(store.connect(config.redis_url), config.cache.namespace)
+    servicer = AgentServicer(agents, ModelCatalog.from_config(config))
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        pb_grpc.add_AgentServiceServicer_to_server(servicer, server)
+        return [SERVICE_NAME]
+
+    await serve(
+        name="agents",
+        address=config.services.agents,
+        register=register,
+        auth=Authenticator.from_env(),
+        on_stop=[agents.close],
+    )
+
+
+def main() -> None:
+    config = load_config()
+    logging.setup("agents", config.log_level)
+    asyncio.run(run(config))

@@ -1,0 +1,3 @@
+from services.chat.main import main
+
+main()

@@ -1,0 +1,145 @@
+"""What every upstream adapter produces: deltas, and failures that say what went wrong.
+
+Adapters translate one provider wire format into `Delta` events and raise
+`UpstreamFailure` subclasses; they never build client-facing errors themselves
+(services/chat/errors.py does that, so every adapter fails the same way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from clawgate.common.config import ModelSpec, ProviderSpec
+from services.chat.request import ChatRequest
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass
+class Delta:
+    """One step of an answer: text, thinking, whole or partial tool calls, the end, usage."""
+
+    content: str = ""
+    reasoning: str = ""
+    # OpenAI stream shape: {index, id?, type?, function{name?, arguments?}}; parts of one
+    # call share its index.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.content or self.reasoning or self.tool_calls or self.logprobs)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One worker of one provider, serving one model."""
+
+    provider: ProviderSpec
+    model: ModelSpec
+    worker: str  # base URL, as configured (e.g. http://host:11434/v1)
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider.id}|{self.worker}"
+
+
+class UpstreamFailure(Exception):
+    """A worker could not give a (complete) answer."""
+
+    def __init__(self, worker: str, message: str) -> None:
+        super().__init__(message)
+        self.worker = worker
+        self.message = message
+
+
+class UpstreamUnreachable(UpstreamFailure):
+    """Connection refused, reset or timed out before any response."""
+
+
+class UpstreamHttpError(UpstreamFailure):
+    """The worker answered with an error status before the first byte of the answer."""
+
+    def __init__(
+        self, worker: str, status: int, message: str, *, retry_after: float | None = None
+    ) -> None:
+        super().__init__(worker, message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class UpstreamStreamError(UpstreamFailure):
+    """The worker reported an error inside an answer that had already started."""
+
+
+class UpstreamCut(UpstreamFailure):
+    """The answer ended without its proper end (no finish, no [DONE], no done:true)."""
+
+
+class UpstreamTimeout(UpstreamFailure):
+    """No first token in time, or the request deadline passed."""
+
+    def __init__(self, worker: str, message: str, *, first_token: bool) -> None:
+        super().__init__(worker, message)
+        self.first_token = first_token
+
+
+class ProviderAdapter(Protocol):
+    """One provider wire format (`api` in the config)."""
+
+    def stream(
+        self, session: aiohttp.ClientSession, target: Target, request: ChatRequest
+    ) -> AsyncGenerator[Delta, None]:
+        """Deltas of one answer; ends after a finish (and usage, when the server sends it)."""
+        ...
+
+    async def pulled_models(
+        self, session: aiohttp.ClientSession, provider: ProviderSpec, worker: str
+    ) -> dict[str, int]:
+        """Models present on the worker: name → created (Unix seconds)."""
+        ...
+
+
+def bearer_headers(provider: ProviderSpec) -> dict[str, str]:
+    """The provider's own key (never the gateway token), when it has one."""
+    headers = {"Content-Type": "application/json"}
+    if provider.api_key:
+        headers["Authorization"] = f"Bearer {provider.api_key}"
+    return headers
+
+
+def public_url(url: str) -> str:
+    """A worker URL fit for messages and logs: any user:password@ part is removed."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def with_default_tag(name: str) -> str:
+    """`llama3.2` → `llama3.2:latest`, the way ollama lists models."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"

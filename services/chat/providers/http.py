@@ -1,0 +1,112 @@
+"""One upstream HTTP call: connect errors, error statuses and early close, done once.
+
+Closing matters: when the client goes away the task is cancelled, and the response must
+be *closed* (not returned to the pool) so the worker sees the disconnect and stops
+generating on the GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from services.chat.providers.base import (
+    UpstreamCut,
+    UpstreamHttpError,
+    UpstreamUnreachable,
+)
+
+ERROR_BODY_LIMIT = 64 * 1024
+# Errors raised while reading an answer that had started: the worker went away mid-answer.
+READ_ERRORS = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, ConnectionError)
+
+
+@asynccontextmanager
+async def open_stream(
+    session: aiohttp.ClientSession,
+    worker: str,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """POST `body` and yield the 200 response; anything else becomes an UpstreamFailure."""
+    data = json.dumps(body, ensure_ascii=False).encode()
+    try:
+        response = await session.post(url, data=data, headers=headers)
+    except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
+        raise UpstreamUnreachable(worker, describe_connect_error(exc)) from exc
+    try:
+        if response.status != 200:
+            raise await http_error(worker, response)
+        yield response
+    except BaseException:
+        response.close()  # drop the connection so the worker stops generating
+        raise
+    finally:
+        response.release()
+
+
+async def get_json(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> Any:
+    """GET a small JSON document (model lists); failures raise like open_stream's."""
+    try:
+        async with session.get(url, headers=headers) as response:
+            if response.status != 200:
+                raise await http_error(url, response)
+            return await response.json(content_type=None)
+    except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
+        raise UpstreamUnreachable(url, describe_connect_error(exc)) from exc
+
+
+def describe_connect_error(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "connection timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or str(exc.os_error)
+        return f"connection failed ({reason.lower()})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection without answering"
+    return f"connection failed ({type(exc).__name__})"
+
+
+async def http_error(worker: str, response: aiohttp.ClientResponse) -> UpstreamHttpError:
+    """The worker's error status and message (OpenAI or native ollama error body)."""
+    try:
+        raw = await response.content.read(ERROR_BODY_LIMIT)
+    except READ_ERRORS:
+        raw = b""
+    text = raw.decode("utf-8", errors="replace").strip()
+    message = text
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            message = error["message"]
+        elif isinstance(error, str):
+            message = error
+    return UpstreamHttpError(
+        worker,
+        response.status,
+        message or response.reason or f"HTTP {response.status}",
+        retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+    )
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare from model servers, ignore
+
+
+def cut(worker: str, exc: BaseException) -> UpstreamCut:
+    return UpstreamCut(worker, f"the connection broke during the answer ({type(exc).__name__})")

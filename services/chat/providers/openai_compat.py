@@ -1,0 +1,151 @@
+"""`api: "openai-completions"`: ollama's /v1 or any OpenAI-compatible server.
+
+Accepts every streaming format ollama has shipped (role in every chunk or only the first,
+finish on the last content chunk or in its own chunk), `reasoning` or
+`reasoning_content`, and `<think>` tags inside content. An answer counts as complete only
+with a finish_reason and `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import aiohttp
+
+from clawgate.common.config import ProviderSpec
+from services.chat.providers.base import (
+    Delta,
+    Target,
+    UpstreamCut,
+    UpstreamStreamError,
+    Usage,
+    bearer_headers,
+)
+from services.chat.providers.http import READ_ERRORS, cut, get_json, open_stream
+from services.chat.providers.sse import sse_data
+from services.chat.providers.think_tags import ThinkTagSplitter
+from services.chat.request import ChatRequest
+
+
+class OpenAICompatAdapter:
+    async def stream(
+        self, session: aiohttp.ClientSession, target: Target, request: ChatRequest
+    ) -> AsyncGenerator[Delta, None]:
+        body = {
+            **request.body,
+            "model": target.model.id,
+            "stream": True,
+            # Usage is needed for accounting even when the client did not ask for it.
+            "stream_options": {"include_usage": True},
+        }
+        url = f"{target.worker}/chat/completions"
+        state = _StreamState()
+        async with open_stream(
+            session, target.worker, url, body, bearer_headers(target.provider)
+        ) as response:
+            try:
+                async for data in sse_data(response.content):
+                    if data.strip() == "[DONE]":
+                        state.done = True
+                        break
+                    for delta in state.read(target.worker, data):
+                        yield delta
+            except READ_ERRORS as exc:
+                raise cut(target.worker, exc) from exc
+        if not state.done or state.finish_reason is None:
+            raise UpstreamCut(target.worker, "the answer ended before it was finished")
+
+    async def pulled_models(
+        self, session: aiohttp.ClientSession, provider: ProviderSpec, worker: str
+    ) -> dict[str, int]:
+        listing = await get_json(session, f"{worker}/models", bearer_headers(provider))
+        models: dict[str, int] = {}
+        for entry in (listing or {}).get("data") or ():  # ollama sends data:null when empty
+            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                created = entry.get("created")
+                models[entry["id"]] = created if isinstance(created, int) else 0
+        return models
+
+
+class _StreamState:
+    """Turns one OpenAI chunk after another into deltas."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.finish_reason: str | None = None
+        self._think = ThinkTagSplitter()
+        self._tool_index = 0
+
+    def read(self, worker: str, data: str) -> list[Delta]:
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise UpstreamStreamError(worker, "the worker sent a malformed stream chunk") from exc
+        if not isinstance(chunk, dict):
+            raise UpstreamStreamError(worker, "the worker sent a malformed stream chunk")
+        if chunk.get("error") is not None:
+            raise UpstreamStreamError(worker, _error_text(chunk["error"]))
+        deltas: list[Delta] = []
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            deltas.extend(self._choice(choice))
+        usage = chunk.get("usage")
+        if isinstance(usage, dict) and "prompt_tokens" in usage:
+            deltas.append(
+                Delta(
+                    usage=Usage(
+                        int(usage.get("prompt_tokens") or 0),
+                        int(usage.get("completion_tokens") or 0),
+                    )
+                )
+            )
+        return deltas
+
+    def _choice(self, choice: dict[str, Any]) -> list[Delta]:
+        delta = choice.get("delta") or {}
+        reasoning = delta.get("reasoning") or delta.get("reasoning_content") or ""
+        think, content = self._think.feed(delta.get("content") or "")
+        out = Delta(content=content, reasoning=str(reasoning) + think)
+        for call in delta.get("tool_calls") or ():
+            if isinstance(call, dict):
+                out.tool_calls.append(self._tool_call(call))
+        logprobs = choice.get("logprobs")
+        if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+            out.logprobs = logprobs["content"]
+        deltas = [out] if out.has_output else []
+        if choice.get("finish_reason"):
+            think, content = self._think.flush()
+            if think or content:
+                deltas.append(Delta(content=content, reasoning=think))
+            self.finish_reason = str(choice["finish_reason"])
+            deltas.append(Delta(finish_reason=self.finish_reason))
+        return deltas
+
+    def _tool_call(self, call: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": call.get("index", self._tool_index)}
+        self._tool_index = max(self._tool_index, int(out["index"]) + 1)
+        if call.get("id"):
+            out["id"] = call["id"]
+            out["type"] = "function"
+        function = call.get("function") or {}
+        fn: dict[str, Any] = {}
+        if function.get("name"):
+            fn["name"] = function["name"]
+        arguments = function.get("arguments")
+        if arguments is not None:
+            fn["arguments"] = (
+                arguments
+                if isinstance(arguments, str)
+                else json.dumps(arguments, ensure_ascii=False)
+            )
+        out["function"] = fn
+        return out
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error)

@@ -1,0 +1,239 @@
+"""ChatService over gRPC: thin renderers around the shared pipeline.
+
+- CreateChatCompletionHttp (REST through Envoy): one `application/json` HttpBody, or
+  `text/event-stream` HttpBody frames ending with `data: [DONE]`. Nothing is written
+  until the first delta, so failures before it keep their HTTP status; a failure after it
+  is sent as an SSE error frame and the stream ends without [DONE].
+- CreateChatCompletion / StreamChatCompletion: the same answers as typed messages.
+
+Streaming methods write with `context.write()` from one coroutine (no response
+generator), so a cancelled call unwinds straight through the upstream request, which is
+closed at once and the worker stops generating.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import aclosing
+from typing import Any, TypeVar
+
+import grpc
+from google.api import httpbody_pb2
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from clawgate.chat.v1 import chat_service_pb2 as pb
+from clawgate.chat.v1 import chat_service_pb2_grpc as pb_grpc
+from clawgate.common.auth import Authenticator, bearer_token
+from clawgate.common.config import ChatSettings
+from clawgate.common.errors import ApiError, internal, invalid
+from services.chat.cache import PromptCache
+from services.chat.cache_key import parse_cache_control
+from services.chat.models import ModelCatalogue
+from services.chat.openai_format import DONE_FRAME, ChunkEncoder, dumps, error_frame, sse_frame
+from services.chat.pipeline import CallOptions, Exchange, Pipeline
+from services.chat.request import params_to_dict, parse_json_body
+
+log = logging.getLogger("clawgate.chat")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
+JSON_TYPE = "application/json"
+SSE_TYPE = "text/event-stream"
+CACHE_HEADER = "x-cache"
+TIMEOUT_HEADER = "x-request-timeout"
+
+Context = grpc.aio.ServicerContext[Any, Any]
+M = TypeVar("M", bound=Message)
+
+_token_ids = Authenticator(())  # token_id() needs no configured tokens
+
+
+def call_options(context: Context, settings: ChatSettings) -> CallOptions:
+    """Deadline, cache controls and forwarded metadata of one call."""
+    metadata = _metadata(context)
+    deadline = settings.request_timeout_s
+    override = next((v for k, v in metadata if k == TIMEOUT_HEADER), None)
+    if override is not None:
+        try:
+            deadline = float(override)
+        except ValueError:
+            deadline = -1.0
+        if not 0 < deadline <= 24 * 3600:
+            raise invalid(
+                f"Invalid '{TIMEOUT_HEADER}' header: expected seconds between 0 and 86400, "
+                f"got {override!r}.",
+                TIMEOUT_HEADER,
+            )
+    remaining = context.time_remaining()
+    if remaining is not None:  # a gRPC deadline always wins when it is shorter
+        deadline = min(deadline, remaining)
+    token = bearer_token(metadata)
+    return CallOptions(
+        metadata=metadata,
+        token_id=_token_ids.token_id(token) if token else None,
+        cache_control=parse_cache_control([v for k, v in metadata if k == "cache-control"]),
+        deadline_s=deadline,
+    )
+
+
+class ChatServicer(pb_grpc.ChatServiceServicer):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        catalogue: ModelCatalogue,
+        cache: PromptCache | None = None,
+    ) -> None:
+        self._pipeline = pipeline
+        self._catalogue = catalogue
+        self._cache = cache
+
+    # -- chat --------------------------------------------------------------------------
+    # Streaming methods use context.write() rather than a response generator (see module
+    # docstring), hence the different return type than the generated base class.
+    async def CreateChatCompletionHttp(  # type: ignore[override]
+        self, request: pb.CreateChatCompletionHttpRequest, context: Context
+    ) -> None:
+        raw = parse_json_body(request.body.data)
+        exchange = await self._open(raw, None, context)
+        if not exchange.request.stream:
+            completion = await exchange.complete()
+            await _send_headers(context, exchange)
+            body = dumps(completion).encode()
+            await context.write(httpbody_pb2.HttpBody(content_type=JSON_TYPE, data=body))
+            return
+        await self._stream_sse(exchange, context)
+
+    async def CreateChatCompletion(
+        self, request: pb.CreateChatCompletionRequest, context: Context
+    ) -> pb.ChatCompletion:
+        exchange = await self._open(params_to_dict(request.params), False, context)
+        completion = await exchange.complete()
+        await _send_headers(context, exchange)
+        return _to_message(completion, pb.ChatCompletion())
+
+    async def StreamChatCompletion(  # type: ignore[override]
+        self, request: pb.StreamChatCompletionRequest, context: Context
+    ) -> None:
+        exchange = await self._open(params_to_dict(request.params), True, context)
+
+        async def write(chunk: dict[str, Any]) -> None:
+            await context.write(_to_message(chunk, pb.ChatCompletionChunk()))
+
+        # A failure after the first chunk ends the call with its gRPC status.
+        await _render_chunks(exchange, context, write)
+
+    async def _open(self, raw: dict[str, Any], stream: bool | None, context: Context) -> Exchange:
+        call = call_options(context, self._pipeline.settings)
+        return await self._pipeline.open(raw, stream=stream, call=call)
+
+    async def _stream_sse(self, exchange: Exchange, context: Context) -> None:
+        async def write(chunk: dict[str, Any]) -> None:
+            await context.write(httpbody_pb2.HttpBody(content_type=SSE_TYPE, data=sse_frame(chunk)))
+
+        async def write_error(error: ApiError) -> None:
+            data = error_frame(error)
+            await context.write(httpbody_pb2.HttpBody(content_type=SSE_TYPE, data=data))
+
+        if await _render_chunks(exchange, context, write, on_late_error=write_error):
+            await context.write(httpbody_pb2.HttpBody(content_type=SSE_TYPE, data=DONE_FRAME))
+
+    # -- models ------------------------------------------------------------------------
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: Context
+    ) -> pb.ListModelsResponse:
+        return await self._catalogue.list_models(_metadata(context))
+
+    async def GetModel(self, request: pb.GetModelRequest, context: Context) -> pb.Model:
+        return await self._catalogue.get_model(request.model, _metadata(context))
+
+    # -- cache -------------------------------------------------------------------------
+    async def GetCacheStats(
+        self, request: pb.GetCacheStatsRequest, context: Context
+    ) -> pb.CacheStats:
+        if self._cache is None:
+            return pb.CacheStats(enabled=False)
+        return _to_message(self._cache.stats(), pb.CacheStats())
+
+    async def PurgeCache(
+        self, request: pb.PurgeCacheRequest, context: Context
+    ) -> pb.PurgeCacheResponse:
+        if self._cache is None:
+            return pb.PurgeCacheResponse(deleted=0)
+        return pb.PurgeCacheResponse(deleted=await self._cache.purge(request.model or None))
+
+
+async def _render_chunks(
+    exchange: Exchange,
+    context: Context,
+    write: Callable[[dict[str, Any]], Awaitable[None]],
+    *,
+    on_late_error: Callable[[ApiError], Awaitable[None]] | None = None,
+) -> bool:
+    """Write the answer as chunks; returns False when it ended with a late error.
+
+    Before the first chunk every failure is raised (the call fails with its status).
+    After it, `on_late_error` (SSE: an error frame) reports it instead, if given.
+    """
+    encoder = ChunkEncoder(
+        exchange.request.requested_model, include_usage=exchange.request.include_usage
+    )
+    started = False
+
+    async def emit(chunks: list[dict[str, Any]]) -> None:
+        nonlocal started
+        for chunk in chunks:
+            if not started:
+                await _send_headers(context, exchange)
+                started = True
+            await write(chunk)
+
+    try:
+        async with aclosing(exchange.deltas()) as deltas:
+            async for delta in deltas:
+                await emit(encoder.encode(delta))
+        await emit(encoder.end())
+        return True
+    except Exception as exc:
+        if not started or on_late_error is None:
+            raise
+        if isinstance(exc, ApiError):
+            error = exc
+        else:
+            log.exception("chat stream failed")
+            error = internal()
+        log.warning("stream ended by error", extra={"code": error.code, "error": error.message})
+        await on_late_error(error)
+        return False
+
+
+async def _send_headers(context: Context, exchange: Exchange) -> None:
+    await context.send_initial_metadata(((CACHE_HEADER, exchange.cache_status),))
+
+
+def _metadata(context: Context) -> list[tuple[str, str]]:
+    """The call's text metadata (binary `-bin` entries are never forwarded)."""
+    return [
+        (k, v.decode() if isinstance(v, bytes) else v)
+        for k, v in context.invocation_metadata() or ()
+        if not k.endswith("-bin")
+    ]
+
+
+def _to_message(value: Mapping[str, Any], message: M) -> M:
+    """An OpenAI JSON object as the typed proto (fields the proto lacks are dropped)."""
+    json_format.ParseDict(_drop_nulls(value), message, ignore_unknown_fields=True)
+    return message
+
+
+def _drop_nulls(value: Any) -> Any:
+    # null content stays (a Value field); null scalars mean "absent" in proto3.
+    if isinstance(value, dict):
+        return {
+            k: v if k == "content" else _drop_nulls(v)
+            for k, v in value.items()
+            if v is not None or k == "content"
+        }
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
