@@ -812,7 +812,7 @@ class CacheStats(_message.Message):
     misses: _builtins.float
     """Lookups that found nothing."""
     bypasses: _builtins.float
-    """Requests that skipped the cache (Redis down or slow, or no-cache)."""
+    """Requests that skipped the cache because Redis was down or slow (no-cache counts as a miss)."""
     stores: _builtins.float
     """Answers stored."""
     coalesced: _builtins.float
