@@ -172,10 +172,8 @@ def report(series: list[Series], args: argparse.Namespace) -> str:
 @contextlib.contextmanager
 def own_stack(model: str, token_delay_ms: int) -> Iterator[Target]:
     """Redis, a stand-in ollama, the three services and Envoy, in a temporary directory."""
-    from clawgate.common.auth import ensure_token_file
-    from clawgate.common.config import ServiceAddrs
     from clawgate.launcher.processes import free_port
-    from clawgate.launcher.stack import Stack, StackPlan, StandinPlan, write_json
+    from clawgate.launcher.stack import Stack, StandinPlan, local_plan
 
     with tempfile.TemporaryDirectory(prefix="clawgate-bench-") as tmp:
         state = Path(tmp)
@@ -192,31 +190,14 @@ def own_stack(model: str, token_delay_ms: int) -> Iterator[Target]:
             },
             "cache": {"namespace": f"bench-{uuid.uuid4().hex[:8]}"},
         }
-        redis_port = free_port()
-        token_file = state / "token"
-        token = ensure_token_file(token_file)
-        plan = StackPlan(
-            state_dir=state,
-            config_path=write_json(state / "clawgate.json", config),
-            token_file=token_file,
-            host="127.0.0.1",
-            port=free_port(),
-            admin_port=free_port(),
-            addrs=ServiceAddrs(
-                chat=f"127.0.0.1:{free_port()}",
-                agents=f"127.0.0.1:{free_port()}",
-                health=f"127.0.0.1:{free_port()}",
-            ),
-            redis_port=redis_port,
-            redis_url=f"redis://127.0.0.1:{redis_port}/0",
-            standins={"bench": standin},
-            extra_env={"CLAWGATE_LOG_LEVEL": "warning"},
+        plan = local_plan(
+            state, config, {"bench": standin}, extra_env={"CLAWGATE_LOG_LEVEL": "warning"}
         )
         stack = Stack(plan)
         try:
             print("starting the stack (Redis, stand-in, services, Envoy)...", file=sys.stderr)
             stack.start()
-            yield Target(stack.rest_url, token, standin_url)
+            yield Target(stack.rest_url, stack.token, standin_url)
         finally:
             stack.stop()
 

@@ -2,35 +2,66 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from clawgate.common.auth import ensure_token_file
-from clawgate.common.config import ServiceAddrs
 from clawgate.launcher.processes import Child, free_port, port_open, redis_child
-from clawgate.launcher.stack import Stack, StackPlan, StandinPlan, write_json
+from clawgate.launcher.stack import Stack, StandinPlan, local_plan
 from tests.stack_config import STANDIN_MODELS, gateway_config
 
 
-@contextlib.contextmanager
-def running_redis(tmp: Path) -> Iterator[tuple[str, Child]]:
-    port = free_port()
-    child = redis_child(port, tmp / f"redis-{port}", tmp / f"redis-{port}.log").start()
-    try:
-        child.wait_ready(lambda: port_open("127.0.0.1", port))
-        yield f"redis://127.0.0.1:{port}/0", child
-    finally:
-        child.stop()
+@dataclass
+class PrivateRedis:
+    """A redis-server child with its own port and data directory (append-only file on),
+    which its owner may stop, freeze and restart on the same port and data."""
+
+    port: int
+    data_dir: Path
+    log_path: Path
+    child: Child | None = None
+
+    @classmethod
+    def in_dir(cls, tmp: Path) -> PrivateRedis:
+        port = free_port()
+        return cls(port, tmp / f"redis-{port}", tmp / f"redis-{port}.log")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.child = redis_child(self.port, self.data_dir, self.log_path).start()
+        self.child.wait_ready(lambda: port_open("127.0.0.1", self.port))
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()
+            self.child = None
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server on a free port, for the whole session."""
-    with running_redis(tmp_path_factory.mktemp("redis")) as (url, _):
-        yield url
+    """A real redis-server on a free port, shared by the whole session."""
+    server = PrivateRedis.in_dir(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server only this test uses, so it can be stopped, frozen and restarted."""
+    server = PrivateRedis.in_dir(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -43,25 +74,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for name, models in STANDIN_MODELS.items()
     }
     urls = {name: f"http://127.0.0.1:{s.port}" for name, s in standins.items()}
-    redis_port = free_port()
-    token_file = state / "token"
-    ensure_token_file(token_file)
-    plan = StackPlan(
-        state_dir=state,
-        config_path=write_json(state / "clawgate.json", gateway_config(urls)),
-        token_file=token_file,
-        host="127.0.0.1",
-        port=free_port(),
-        admin_port=free_port(),
-        addrs=ServiceAddrs(
-            chat=f"127.0.0.1:{free_port()}",
-            agents=f"127.0.0.1:{free_port()}",
-            health=f"127.0.0.1:{free_port()}",
-        ),
-        redis_port=redis_port,
-        redis_url=f"redis://127.0.0.1:{redis_port}/0",
-        standins=standins,
-    )
+    plan = local_plan(state, gateway_config(urls), standins)
     running = Stack(plan)
     try:
         running.start()

@@ -22,9 +22,17 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clawgate.common.auth import ensure_token_file
 from clawgate.common.config import ServiceAddrs
 from clawgate.launcher import envoy_config
-from clawgate.launcher.processes import Child, StartError, port_open, python_module, redis_child
+from clawgate.launcher.processes import (
+    Child,
+    StartError,
+    free_port,
+    port_open,
+    python_module,
+    redis_child,
+)
 
 SERVICE_NAMES = ("agents", "chat", "health")
 GRPC_SERVICE = {name: service for name, service in envoy_config.SERVICES}
@@ -253,6 +261,39 @@ class Stack:
             for name, c in self.children.items()
             if not c.alive
         }
+
+
+def local_plan(
+    state: Path,
+    config: Mapping[str, Any],
+    standins: dict[str, StandinPlan],
+    extra_env: dict[str, str] | None = None,
+) -> StackPlan:
+    """A plan on free loopback ports, with its own Redis and a new token (tests, benchmarks).
+
+    `config` is the gateway config (written to `state`); `standins` are the stand-in
+    workers it points at.
+    """
+    redis_port = free_port()
+    token_file = state / "token"
+    ensure_token_file(token_file)
+    return StackPlan(
+        state_dir=state,
+        config_path=write_json(state / "clawgate.json", config),
+        token_file=token_file,
+        host="127.0.0.1",
+        port=free_port(),
+        admin_port=free_port(),
+        addrs=ServiceAddrs(
+            chat=f"127.0.0.1:{free_port()}",
+            agents=f"127.0.0.1:{free_port()}",
+            health=f"127.0.0.1:{free_port()}",
+        ),
+        redis_port=redis_port,
+        redis_url=f"redis://127.0.0.1:{redis_port}/0",
+        standins=standins,
+        extra_env=extra_env or {},
+    )
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:

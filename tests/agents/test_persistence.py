@@ -4,46 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
-import pytest
 
 from clawgate.agents.v1 import agent_service_pb2 as pb
-from clawgate.launcher.processes import Child, free_port, port_open, redis_child
 from tests.agents.conftest import AUTH, Registry, failure, running_registry
-
-
-class OwnRedis:
-    """A redis-server child of this test (never the shared one), restartable on one dir."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.dir = tmp / "redis-data"
-        self.log = tmp / "redis.log"
-        self.child: Child | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.child = redis_child(self.port, self.dir, self.log).start()
-        self.child.wait_ready(lambda: port_open("127.0.0.1", self.port))
-
-    def stop(self) -> None:
-        if self.child is not None:
-            self.child.stop()
-            self.child = None
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    redis = OwnRedis(tmp_path)
-    redis.start()
-    yield redis
-    redis.stop()
+from tests.conftest import PrivateRedis
 
 
 async def snapshot(registry: Registry) -> list[pb.Agent]:
@@ -69,19 +35,21 @@ async def test_agents_survive_a_registry_restart(redis_url: str) -> None:
         assert (await restarted.get("renamed")).system_prompt == "hi"
 
 
-async def test_agents_survive_a_redis_restart_and_outage_is_a_503(own_redis: OwnRedis) -> None:
-    async with running_registry(own_redis.url) as registry:
+async def test_agents_survive_a_redis_restart_and_outage_is_a_503(
+    private_redis: PrivateRedis,
+) -> None:
+    async with running_registry(private_redis.url) as registry:
         before = await populate(registry)
-        await asyncio.to_thread(own_redis.stop)
+        await asyncio.to_thread(private_redis.stop)
 
         failed = await failure(
             registry.stub.GetAgent(pb.GetAgentRequest(id="renamed"), metadata=AUTH)
         )
         assert failed.code is grpc.StatusCode.UNAVAILABLE
         assert failed.error["code"] == "store_unavailable"
-        assert str(own_redis.port) not in failed.message
+        assert str(private_redis.port) not in failed.message
 
-        await asyncio.to_thread(own_redis.start)
+        await asyncio.to_thread(private_redis.start)
         # The same registry process reconnects by itself.
         assert await snapshot(registry) == before
         assert (await registry.get("renamed")).system_prompt == "hi"
@@ -90,8 +58,8 @@ async def test_agents_survive_a_redis_restart_and_outage_is_a_503(own_redis: Own
         assert taken.code is grpc.StatusCode.ALREADY_EXISTS
 
 
-async def test_redis_refusing_writes_is_a_503_not_a_500(own_redis: OwnRedis) -> None:
-    async with running_registry(own_redis.url) as registry:
+async def test_redis_refusing_writes_is_a_503_not_a_500(private_redis: PrivateRedis) -> None:
+    async with running_registry(private_redis.url) as registry:
         redis = registry.store._redis
         await redis.config_set("maxmemory", "1")  # every write is now refused with OOM
         try:

@@ -12,8 +12,9 @@ import pytest
 
 from clawgate.common.errors import ApiError
 from services.chat.cache import CacheDecision, PromptCache
-from tests.cache.conftest import MakeCache, PrivateRedis
+from tests.cache.conftest import MakeCache
 from tests.cache.helpers import chat_request, completion
+from tests.conftest import PrivateRedis
 
 OP_TIMEOUT_MS = 50
 RETRY_S = 0.2
