@@ -7,6 +7,7 @@ Adapters translate one provider wire format into `Delta` events and raise
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -143,3 +144,14 @@ def public_url(url: str) -> str:
 def with_default_tag(name: str) -> str:
     """`llama3.2` → `llama3.2:latest`, the way ollama lists models."""
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def stream_item(worker: str, text: str | bytes, what: str) -> dict[str, Any]:
+    """One JSON object of a worker's stream; anything else fails the stream."""
+    try:
+        item = json.loads(text)
+    except ValueError as exc:
+        raise UpstreamStreamError(worker, f"the worker sent a malformed {what}") from exc
+    if not isinstance(item, dict):
+        raise UpstreamStreamError(worker, f"the worker sent a malformed {what}")
+    return item

@@ -26,6 +26,7 @@ from services.chat.providers.base import (
     UpstreamStreamError,
     Usage,
     bearer_headers,
+    stream_item,
 )
 from services.chat.providers.http import READ_ERRORS, cut, get_json, open_stream
 from services.chat.providers.think_tags import ThinkTagSplitter
@@ -191,12 +192,7 @@ class _LineState:
         self._tools = 0
 
     def read(self, worker: str, line: bytes) -> list[Delta]:
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise UpstreamStreamError(worker, "the worker sent a malformed stream line") from exc
-        if not isinstance(item, dict):
-            raise UpstreamStreamError(worker, "the worker sent a malformed stream line")
+        item = stream_item(worker, line, "stream line")
         if item.get("error") is not None:
             raise UpstreamStreamError(worker, str(item["error"]))
         message = item.get("message") or {}

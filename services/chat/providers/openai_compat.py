@@ -22,6 +22,7 @@ from services.chat.providers.base import (
     UpstreamStreamError,
     Usage,
     bearer_headers,
+    stream_item,
 )
 from services.chat.providers.http import READ_ERRORS, cut, get_json, open_stream
 from services.chat.providers.sse import sse_data
@@ -79,12 +80,7 @@ class _StreamState:
         self._tool_index = 0
 
     def read(self, worker: str, data: str) -> list[Delta]:
-        try:
-            chunk = json.loads(data)
-        except ValueError as exc:
-            raise UpstreamStreamError(worker, "the worker sent a malformed stream chunk") from exc
-        if not isinstance(chunk, dict):
-            raise UpstreamStreamError(worker, "the worker sent a malformed stream chunk")
+        chunk = stream_item(worker, data, "stream chunk")
         if chunk.get("error") is not None:
             raise UpstreamStreamError(worker, _error_text(chunk["error"]))
         deltas: list[Delta] = []
