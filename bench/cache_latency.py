@@ -172,17 +172,13 @@ def report(series: list[Series], args: argparse.Namespace) -> str:
 @contextlib.contextmanager
 def own_stack(model: str, token_delay_ms: int) -> Iterator[Target]:
     """Redis, a stand-in ollama, the three services and Envoy, in a temporary directory."""
-    from clawgate.launcher.processes import free_port
-    from clawgate.launcher.stack import Stack, StandinPlan, local_plan
+    from clawgate.launcher.stack import Stack, local_plan
 
-    with tempfile.TemporaryDirectory(prefix="clawgate-bench-") as tmp:
-        state = Path(tmp)
-        standin = StandinPlan(port=free_port(), models=(model,), token_delay_ms=token_delay_ms)
-        standin_url = f"http://127.0.0.1:{standin.port}"
-        config = {
+    def config_for(urls: dict[str, str]) -> dict[str, Any]:
+        return {
             "providers": {
                 "bench": {
-                    "baseUrl": standin_url + "/v1",
+                    "baseUrl": urls["bench"] + "/v1",
                     "apiKey": "ollama",
                     "api": "openai-completions",
                     "models": [{"id": model}],
@@ -190,14 +186,17 @@ def own_stack(model: str, token_delay_ms: int) -> Iterator[Target]:
             },
             "cache": {"namespace": f"bench-{uuid.uuid4().hex[:8]}"},
         }
+
+    with tempfile.TemporaryDirectory(prefix="clawgate-bench-") as tmp:
         plan = local_plan(
-            state, config, {"bench": standin}, extra_env={"CLAWGATE_LOG_LEVEL": "warning"}
-        )
+            Path(tmp), {"bench": (model,)}, config_for,
+            extra_env={"CLAWGATE_LOG_LEVEL": "warning"}, token_delay_ms=token_delay_ms,
+        )  # fmt: skip
         stack = Stack(plan)
         try:
             print("starting the stack (Redis, stand-in, services, Envoy)...", file=sys.stderr)
             stack.start()
-            yield Target(stack.rest_url, stack.token, standin_url)
+            yield Target(stack.rest_url, stack.token, stack.standins["bench"])
         finally:
             stack.stop()
 

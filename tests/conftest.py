@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clawgate.launcher.processes import Child, free_port, port_open, redis_child
-from clawgate.launcher.stack import Stack, StandinPlan, local_plan
+from clawgate.launcher.stack import Stack, local_plan
 from tests.stack_config import STANDIN_MODELS, gateway_config
 
 
@@ -69,12 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The whole gateway, started once per session: Redis, three stand-in ollama workers,
     the chat, agents and health services, and Envoy in front of them."""
     state = tmp_path_factory.mktemp("stack")
-    standins = {
-        name: StandinPlan(port=free_port(), models=models)
-        for name, models in STANDIN_MODELS.items()
-    }
-    urls = {name: f"http://127.0.0.1:{s.port}" for name, s in standins.items()}
-    plan = local_plan(state, gateway_config(urls), standins)
+    plan = local_plan(state, STANDIN_MODELS, gateway_config)
     running = Stack(plan)
     try:
         running.start()

@@ -13,20 +13,21 @@ from pathlib import Path
 import pytest
 import requests
 
-from clawgate.launcher.processes import free_port
+from clawgate.launcher.processes import free_port, free_ports
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
+    envoy, admin, chat, agents, health, redis = free_ports(6)
     return {
         **os.environ,
         "CLAWGATE_STATE_DIR": str(tmp / "state"),
-        "CLAWGATE_PORT": str(free_port()),
-        "CLAWGATE_ADMIN_PORT": str(free_port()),
-        "CLAWGATE_CHAT_ADDR": f"127.0.0.1:{free_port()}",
-        "CLAWGATE_AGENTS_ADDR": f"127.0.0.1:{free_port()}",
-        "CLAWGATE_HEALTH_ADDR": f"127.0.0.1:{free_port()}",
+        "CLAWGATE_PORT": str(envoy),
+        "CLAWGATE_ADMIN_PORT": str(admin),
+        "CLAWGATE_CHAT_ADDR": f"127.0.0.1:{chat}",
+        "CLAWGATE_AGENTS_ADDR": f"127.0.0.1:{agents}",
+        "CLAWGATE_HEALTH_ADDR": f"127.0.0.1:{health}",
         # Nothing listens there: onboard must start its own Redis.
-        "CLAWGATE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "CLAWGATE_REDIS_URL": f"redis://127.0.0.1:{redis}/0",
         **extra,
     }
 

@@ -7,6 +7,7 @@ it, so what the tests run is what users run.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from clawgate.launcher import envoy_config
 from clawgate.launcher.processes import (
     Child,
     StartError,
-    free_port,
+    free_ports,
     port_open,
     python_module,
     redis_child,
@@ -103,7 +104,7 @@ def envoy_clusters_healthy(admin_port: int, clusters: tuple[str, ...]) -> bool:
         url = f"http://127.0.0.1:{admin_port}/clusters?format=json"
         with urllib.request.urlopen(url, timeout=0.5) as reply:
             data: dict[str, Any] = json.load(reply)
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return False
     healthy = set()
     for cluster in data.get("cluster_statuses", []):
@@ -265,29 +266,32 @@ class Stack:
 
 def local_plan(
     state: Path,
-    config: Mapping[str, Any],
-    standins: dict[str, StandinPlan],
+    standin_models: Mapping[str, tuple[str, ...]],
+    config_for: Callable[[dict[str, str]], Mapping[str, Any]],
     extra_env: dict[str, str] | None = None,
+    token_delay_ms: int = 5,
 ) -> StackPlan:
-    """A plan on free loopback ports, with its own Redis and a new token (tests, benchmarks).
-
-    `config` is the gateway config (written to `state`); `standins` are the stand-in
-    workers it points at.
-    """
-    redis_port = free_port()
+    """A plan on distinct free loopback ports, with its own Redis, stand-in workers and a
+    new token (tests, benchmarks). `config_for` builds the gateway config from the
+    stand-ins' URLs; it is written to `state`."""
+    ports = free_ports(6 + len(standin_models))
+    standins = {
+        name: StandinPlan(port=port, models=models, token_delay_ms=token_delay_ms)
+        for port, (name, models) in zip(ports[6:], standin_models.items(), strict=True)
+    }
+    urls = {name: f"http://127.0.0.1:{s.port}" for name, s in standins.items()}
+    envoy, admin, chat, agents, health, redis_port = ports[:6]
     token_file = state / "token"
     ensure_token_file(token_file)
     return StackPlan(
         state_dir=state,
-        config_path=write_json(state / "clawgate.json", config),
+        config_path=write_json(state / "clawgate.json", config_for(urls)),
         token_file=token_file,
         host="127.0.0.1",
-        port=free_port(),
-        admin_port=free_port(),
+        port=envoy,
+        admin_port=admin,
         addrs=ServiceAddrs(
-            chat=f"127.0.0.1:{free_port()}",
-            agents=f"127.0.0.1:{free_port()}",
-            health=f"127.0.0.1:{free_port()}",
+            chat=f"127.0.0.1:{chat}", agents=f"127.0.0.1:{agents}", health=f"127.0.0.1:{health}"
         ),
         redis_port=redis_port,
         redis_url=f"redis://127.0.0.1:{redis_port}/0",
