@@ -24,3 +24,16 @@ def test_compose_envoy_config_is_generated_from_the_renderer() -> None:
     assert fresh == (ROOT / "deploy/envoy/envoy.yaml").read_text(), (
         "deploy/envoy/envoy.yaml is stale: run `clawgate envoy-config > deploy/envoy/envoy.yaml`"
     )
+
+
+def test_compose_envoy_config_passes_envoy_validate(tmp_path: Path) -> None:
+    from clawgate.launcher.stack import envoy_binary
+
+    text = (ROOT / "deploy/envoy/envoy.yaml").read_text()
+    # In the image the descriptor and the Lua filter live in /etc/envoy.
+    local = tmp_path / "envoy.yaml"
+    local.write_text(text.replace("/etc/envoy/", str(ROOT / "deploy/envoy") + "/"))
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(local)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
