@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from clawgate.common.errors import ApiError, invalid
@@ -52,6 +54,16 @@ def wrong_type(name: str, expected: str, value: Any) -> ApiError:
         f"Invalid type for '{name}': expected {expected}, but got {type_name(value)} instead.",
         name,
         "invalid_type",
+    )
+
+
+def not_one_of(name: str, value: Any, supported: Iterable[str]) -> ApiError:
+    """400 for a value outside a closed set, listing the accepted ones."""
+    choices = ", ".join(f"'{v}'" for v in supported)
+    return invalid(
+        f"Invalid value for '{name}': {json.dumps(value, ensure_ascii=False)}. "
+        f"Supported values are: {choices}.",
+        name,
     )
 
 

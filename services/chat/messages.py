@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from clawgate.common.errors import invalid
-from services.chat.checks import wrong_type
+from services.chat.checks import not_one_of, wrong_type
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 CONTENT_PART_TYPES = ("text", "image_url", "input_audio")
@@ -41,12 +41,7 @@ def _message(index: int, value: Any) -> dict[str, Any]:
             "missing_required_parameter",
         )
     if role not in ROLES:
-        supported = ", ".join(f"'{r}'" for r in ROLES)
-        raise invalid(
-            f"Invalid value for '{where}.role': {json.dumps(role, ensure_ascii=False)}. "
-            f"Supported values are: {supported}.",
-            f"{where}.role",
-        )
+        raise not_one_of(f"{where}.role", role, ROLES)
     message: dict[str, Any] = {"role": "system" if role == "developer" else role}
 
     tool_calls = _message_tool_calls(where, value.get("tool_calls")) if role == "assistant" else []
@@ -86,12 +81,7 @@ def _content_part(where: str, part: Any) -> dict[str, Any]:
         raise wrong_type(where, "an object", part)
     kind = part.get("type")
     if kind not in CONTENT_PART_TYPES:
-        supported = ", ".join(f"'{t}'" for t in CONTENT_PART_TYPES)
-        raise invalid(
-            f"Invalid value for '{where}.type': {json.dumps(kind, ensure_ascii=False)}. "
-            f"Supported values are: {supported}.",
-            f"{where}.type",
-        )
+        raise not_one_of(f"{where}.type", kind, CONTENT_PART_TYPES)
     if kind == "text":
         if not isinstance(part.get("text"), str):
             raise wrong_type(f"{where}.text", "a string", part.get("text"))

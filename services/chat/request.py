@@ -20,7 +20,7 @@ from google.protobuf import json_format
 
 from clawgate.chat.v1 import chat_service_pb2 as pb
 from clawgate.common.errors import ApiError, invalid
-from services.chat.checks import boolean, integer, number, type_name, wrong_type
+from services.chat.checks import boolean, integer, not_one_of, number, type_name, wrong_type
 from services.chat.messages import parse_messages
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "max", "xhigh", "ultra")
@@ -247,12 +247,7 @@ def _response_format(value: Any) -> dict[str, Any] | None:
         raise wrong_type("response_format", "an object", value)
     kind = value.get("type")
     if kind not in RESPONSE_FORMAT_TYPES:
-        supported = ", ".join(f"'{t}'" for t in RESPONSE_FORMAT_TYPES)
-        raise invalid(
-            f"Invalid value for 'response_format.type': {json.dumps(kind)}. "
-            f"Supported values are: {supported}.",
-            "response_format.type",
-        )
+        raise not_one_of("response_format.type", kind, RESPONSE_FORMAT_TYPES)
     if kind == "text":
         return None
     if kind == "json_schema":
@@ -307,12 +302,7 @@ def _reasoning_effort(raw: Mapping[str, Any]) -> str | None:
     if value is None:
         return None
     if value not in REASONING_EFFORTS:
-        supported = ", ".join(f"'{e}'" for e in REASONING_EFFORTS)
-        raise invalid(
-            f"Invalid value for '{param}': {json.dumps(value, ensure_ascii=False)}. "
-            f"Supported values are: {supported}.",
-            param,
-        )
+        raise not_one_of(param, value, REASONING_EFFORTS)
     effort: str = value
     return effort
 

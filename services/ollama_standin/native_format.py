@@ -63,14 +63,8 @@ def chunk(model: str, created_ns: int, step: Step) -> dict[str, Any]:
 
 
 def done(model: str, created_ns: int, reason: str, metrics: Metrics) -> dict[str, Any]:
-    return {
-        "model": model,
-        "created_at": rfc3339nano(created_ns),
-        "message": {"role": "assistant", "content": ""},
-        "done": True,
-        "done_reason": reason,
-        **metrics.to_json(),
-    }
+    """The final streamed line: empty message, done_reason and the metrics."""
+    return {**load_reply(model, created_ns, reason), **metrics.to_json()}
 
 
 def full(model: str, created_ns: int, gen: Generation, metrics: Metrics) -> dict[str, Any]:
