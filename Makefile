@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PROTOS := $(shell find proto -name '*.proto' | sort)
-GEN_DIRS := clawgate/chat/v1 clawgate/agents/v1 clawgate/health/v1
+# One generated folder per proto package (proto/clawgate/<service>/v1 → clawgate/<service>/v1).
+GEN_DIRS := $(patsubst proto/%/,%,$(sort $(dir $(PROTOS))))
 DESCRIPTOR := deploy/envoy/clawgate.pb
 
 .PHONY: help venv system-deps proto proto-check lint test test-fast up demo token clean

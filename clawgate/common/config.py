@@ -18,6 +18,9 @@ from typing import Any
 
 import yaml
 
+from clawgate.common.services import SERVICES
+from clawgate.common.services import ServiceAddrs as ServiceAddrs  # config.services' type
+
 API_OPENAI = "openai-completions"
 API_OLLAMA = "ollama"
 SUPPORTED_APIS = (API_OPENAI, API_OLLAMA)
@@ -79,13 +82,6 @@ class ProviderSpec:
     @property
     def base_url(self) -> str:
         return self.workers[0]
-
-
-@dataclass(frozen=True)
-class ServiceAddrs:
-    chat: str = "127.0.0.1:50051"
-    agents: str = "127.0.0.1:50052"
-    health: str = "127.0.0.1:50053"
 
 
 @dataclass(frozen=True)
@@ -297,9 +293,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
     )
     sv = data.get("services", {}) or {}
     services = ServiceAddrs(
-        chat=env.get("CLAWGATE_CHAT_ADDR", sv.get("chat", ServiceAddrs.chat)),
-        agents=env.get("CLAWGATE_AGENTS_ADDR", sv.get("agents", ServiceAddrs.agents)),
-        health=env.get("CLAWGATE_HEALTH_ADDR", sv.get("health", ServiceAddrs.health)),
+        {s.name: str(env.get(s.addr_env, sv.get(s.name, s.default_addr))) for s in SERVICES}
     )
     cr = data.get("cache", {}) or {}
     cache = CacheSettings(

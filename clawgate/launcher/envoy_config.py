@@ -8,24 +8,25 @@ into OpenAI errors by `local_reply_config`; service errors by the Lua filter.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from clawgate.common import services as registry
+
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "envoy"
 DESCRIPTOR = DEPLOY_DIR / "clawgate.pb"
 LUA_FILTER = DEPLOY_DIR / "openai_errors.lua"
 
-# (cluster, gRPC service) for every public service; routes match the gRPC path, which is
-# also what transcoded REST requests are rewritten to.
 _T = "type.googleapis.com/"
 
-SERVICES: tuple[tuple[str, str], ...] = (
-    ("chat", "clawgate.chat.v1.ChatService"),
-    ("agents", "clawgate.agents.v1.AgentService"),
-    ("health", "clawgate.health.v1.HealthService"),
+# (cluster, gRPC service) for every public service; routes match the gRPC path, which is
+# also what transcoded REST requests are rewritten to.
+SERVICES: tuple[tuple[str, str], ...] = tuple(
+    (s.name, svc) for s in registry.SERVICES for svc in s.grpc_services
 )
 
 
@@ -34,9 +35,7 @@ class EnvoyPorts:
     listen_host: str
     port: int
     admin_port: int
-    chat: str  # "host:port"
-    agents: str
-    health: str
+    services: Mapping[str, str]  # cluster name → "host:port"
 
 
 def _split(addr: str) -> tuple[str, int]:
@@ -239,8 +238,7 @@ def render(
                 }
             ],
             "clusters": [
-                _cluster(cluster, service, getattr(ports, cluster))
-                for cluster, service in SERVICES
+                _cluster(s.name, s.primary, ports.services[s.name]) for s in registry.SERVICES
             ],
         },
     }  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Any
 
 from clawgate.common.auth import ensure_token_file
 from clawgate.common.config import API_OLLAMA, Config, load_config
+from clawgate.common.services import SERVICES
 from clawgate.launcher.processes import StartError, free_port, port_open
 from clawgate.launcher.stack import Stack, StackPlan, StandinPlan, write_json
 
@@ -77,11 +78,11 @@ def plan_stack(config: Config, *, demo: bool) -> tuple[StackPlan, list[str]]:
             f"port {config.gateway.port} is already in use: is Clawgate already running? "
             "Stop it, or set CLAWGATE_PORT to another port."
         )
-    for name in ("chat", "agents", "health"):
-        host, _, port = getattr(config.services, name).rpartition(":")
-        if port_open(host or "127.0.0.1", int(port)):
+    for service in SERVICES:
+        host, _, busy = config.services[service.name].rpartition(":")
+        if port_open(host or "127.0.0.1", int(busy)):
             raise StartError(
-                f"the {name} service port {port} is in use; set CLAWGATE_{name.upper()}_ADDR"
+                f"the {service.name} service port {busy} is in use; set {service.addr_env}"
             )
 
     redis_host, redis_port = _redis_host_port(config.redis_url)

@@ -24,7 +24,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clawgate.common.auth import ensure_token_file
-from clawgate.common.config import ServiceAddrs
+from clawgate.common.services import BY_NAME, NAMES, SERVICES, ServiceAddrs
 from clawgate.launcher import envoy_config
 from clawgate.launcher.processes import (
     Child,
@@ -34,9 +34,6 @@ from clawgate.launcher.processes import (
     python_module,
     redis_child,
 )
-
-SERVICE_NAMES = ("agents", "chat", "health")
-GRPC_SERVICE = {name: service for name, service in envoy_config.SERVICES}
 
 
 @dataclass
@@ -153,9 +150,7 @@ class Stack:
 
     def service_env(self) -> dict[str, str]:
         env = {
-            "CLAWGATE_CHAT_ADDR": self.plan.addrs.chat,
-            "CLAWGATE_AGENTS_ADDR": self.plan.addrs.agents,
-            "CLAWGATE_HEALTH_ADDR": self.plan.addrs.health,
+            **self.plan.addrs.env(),
             "CLAWGATE_REDIS_URL": self.plan.redis_url,
             "CLAWGATE_TOKEN_FILE": str(self.plan.token_file),
             "CLAWGATE_STATE_DIR": str(self.plan.state_dir),
@@ -173,9 +168,9 @@ class Stack:
             assert self.plan.redis_port is not None
             return redis_child(self.plan.redis_port, self.plan.state_dir / "redis",
                                logs / "redis.log")  # fmt: skip
-        if name in SERVICE_NAMES:
+        if name in BY_NAME:
             env = {**os.environ, **self.service_env()}
-            return Child(name, python_module(f"services.{name}"), env=env,
+            return Child(name, python_module(BY_NAME[name].module), env=env,
                          log_path=logs / f"{name}.log")  # fmt: skip
         if name == "envoy":
             config = self._write_envoy_config()
@@ -198,9 +193,7 @@ class Stack:
             listen_host=self.plan.host,
             port=self.plan.port,
             admin_port=self.plan.admin_port,
-            chat=self.plan.addrs.chat,
-            agents=self.plan.addrs.agents,
-            health=self.plan.addrs.health,
+            services=self.plan.addrs,
         )
         return envoy_config.write(self.plan.state_dir / "envoy.yaml", ports)
 
@@ -208,12 +201,11 @@ class Stack:
         if name == "redis":
             port = self.plan.redis_port
             return lambda: port_open("127.0.0.1", port or 0)
-        if name in SERVICE_NAMES:
-            addr = getattr(self.plan.addrs, name)
-            return lambda: grpc_serving(addr, GRPC_SERVICE[name])
+        if name in BY_NAME:
+            addr, service = self.plan.addrs[name], BY_NAME[name].primary
+            return lambda: grpc_serving(addr, service)
         if name == "envoy":
-            clusters = tuple(c for c, _ in envoy_config.SERVICES)
-            return lambda: envoy_clusters_healthy(self.plan.admin_port, clusters)
+            return lambda: envoy_clusters_healthy(self.plan.admin_port, NAMES)
         if name.startswith("standin:"):
             url = self.standins[name.removeprefix("standin:")] + "/"
             return lambda: http_ok(url)
@@ -222,7 +214,7 @@ class Stack:
     def order(self) -> list[str]:
         names = [] if self.plan.redis_port is None else ["redis"]
         names += [f"standin:{n}" for n in self.plan.standins]
-        return [*names, *SERVICE_NAMES, "envoy"]
+        return [*names, *NAMES, "envoy"]
 
     def start(self, name: str | None = None, timeout: float = 30.0) -> None:
         """Start one part (or all of them, in dependency order) and wait until ready."""
@@ -247,10 +239,9 @@ class Stack:
             self.wait_envoy_healthy()
 
     def wait_envoy_healthy(self, timeout: float = 15.0) -> None:
-        clusters = tuple(c for c, _ in envoy_config.SERVICES)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if envoy_clusters_healthy(self.plan.admin_port, clusters):
+            if envoy_clusters_healthy(self.plan.admin_port, NAMES):
                 return
             time.sleep(0.1)
         raise StartError("Envoy does not see every service healthy")
@@ -274,13 +265,15 @@ def local_plan(
     """A plan on distinct free loopback ports, with its own Redis, stand-in workers and a
     new token (tests, benchmarks). `config_for` builds the gateway config from the
     stand-ins' URLs; it is written to `state`."""
-    ports = free_ports(6 + len(standin_models))
+    fixed = 3 + len(SERVICES)  # envoy, admin, redis, then one per service
+    ports = free_ports(fixed + len(standin_models))
     standins = {
         name: StandinPlan(port=port, models=models, token_delay_ms=token_delay_ms)
-        for port, (name, models) in zip(ports[6:], standin_models.items(), strict=True)
+        for port, (name, models) in zip(ports[fixed:], standin_models.items(), strict=True)
     }
     urls = {name: f"http://127.0.0.1:{s.port}" for name, s in standins.items()}
-    envoy, admin, chat, agents, health, redis_port = ports[:6]
+    envoy, admin, redis_port = ports[:3]
+    service_ports = ports[3:fixed]
     token_file = state / "token"
     ensure_token_file(token_file)
     return StackPlan(
@@ -291,7 +284,7 @@ def local_plan(
         port=envoy,
         admin_port=admin,
         addrs=ServiceAddrs(
-            chat=f"127.0.0.1:{chat}", agents=f"127.0.0.1:{agents}", health=f"127.0.0.1:{health}"
+            {s.name: f"127.0.0.1:{p}" for s, p in zip(SERVICES, service_ports, strict=True)}
         ),
         redis_port=redis_port,
         redis_url=f"redis://127.0.0.1:{redis_port}/0",

@@ -14,6 +14,7 @@ from clawgate import __version__
 from clawgate.common.auth import Authenticator, AuthResult, auth_error
 from clawgate.common.config import Config
 from clawgate.common.errors import HTTP_STATUS_KEY
+from clawgate.common.services import BY_NAME, SERVICES
 from clawgate.health.v1 import health_service_pb2 as pb
 from clawgate.health.v1 import health_service_pb2_grpc as pb_grpc
 from services.health import checks
@@ -30,14 +31,9 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
         self._config = config
         self._auth = auth
         self._channels = {
-            "chat": (
-                grpc.aio.insecure_channel(config.services.chat),
-                "clawgate.chat.v1.ChatService",
-            ),
-            "agents": (
-                grpc.aio.insecure_channel(config.services.agents),
-                "clawgate.agents.v1.AgentService",
-            ),
+            s.name: (grpc.aio.insecure_channel(config.services[s.name]), s.primary)
+            for s in SERVICES
+            if s.probed_by_health
         }
         self._redis = redis.from_url(config.redis_url, socket_timeout=CHECK_TIMEOUT_S)
         self._session: aiohttp.ClientSession | None = None
@@ -56,7 +52,10 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
             self._session = aiohttp.ClientSession()
         jobs = [
             checks.timed(
-                name, "service", name == "chat", checks.grpc_check(ch, svc, CHECK_TIMEOUT_S)
+                name,
+                "service",
+                BY_NAME[name].critical,
+                checks.grpc_check(ch, svc, CHECK_TIMEOUT_S),
             )
             for name, (ch, svc) in self._channels.items()
         ]

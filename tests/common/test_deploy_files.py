@@ -6,12 +6,15 @@ from pathlib import Path
 
 import yaml
 
+from clawgate.common.services import SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_compose_file_parses_and_runs_every_part() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert {"envoy", "chat", "agents", "health", "redis", "ollama"} <= set(compose["services"])
+    parts = {"envoy", "redis", "ollama", *(s.name for s in SERVICES)}
+    assert parts <= set(compose["services"])
     assert compose["services"]["envoy"]["ports"] == ["8000:8000"]
     assert "--appendonly" in compose["services"]["redis"]["command"]
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from clawgate.common.services import SERVICES
 from clawgate.launcher import envoy_config
 from clawgate.launcher.stack import envoy_binary
 
 
 def _ports() -> envoy_config.EnvoyPorts:
-    return envoy_config.EnvoyPorts(
-        "127.0.0.1", 18000, 19901, "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"
-    )
+    addrs = {s.name: f"127.0.0.1:{i}" for i, s in enumerate(SERVICES, start=1)}
+    return envoy_config.EnvoyPorts("127.0.0.1", 18000, 19901, addrs)
 
 
 def test_rendered_config_passes_envoy_validate(tmp_path: Path) -> None:

@@ -13,8 +13,10 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
+from clawgate.common.services import SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = ("clawgate/chat/v1", "clawgate/agents/v1", "clawgate/health/v1")
+GENERATED = tuple(d for s in SERVICES for d in s.generated_dirs)
 DESCRIPTOR = "deploy/envoy/clawgate.pb"
 
 

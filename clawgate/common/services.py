@@ -1,0 +1,103 @@
+"""The one list of Clawgate's service processes.
+
+Everything that needs to know which services exist reads `SERVICES`: the config
+(`CLAWGATE_<NAME>_ADDR`, `services:` in the file), the launcher (children, readiness,
+order), Envoy's config (clusters, routes, transcoded services), the health report, the
+proto check, compose and Kubernetes. Adding a service is one entry here plus its folder
+under `services/` and its protos under `proto/clawgate/<name>/v1/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    name: str  # process and Envoy cluster name; also the compose/k8s service name
+    grpc_services: tuple[str, ...]  # full names of the gRPC services it serves publicly
+    default_port: int
+    # Whether the gateway is down without it (health's overall status); others degrade it.
+    critical: bool = False
+    # Whether the health service probes it over grpc.health.v1 (health does not probe itself).
+    probed_by_health: bool = True
+
+    @property
+    def module(self) -> str:
+        """The Python module run as the process (`python -m services.<name>`)."""
+        return f"services.{self.name}"
+
+    @property
+    def addr_env(self) -> str:
+        """The environment variable holding its address (`CLAWGATE_CHAT_ADDR`)."""
+        return f"CLAWGATE_{self.name.upper()}_ADDR"
+
+    @property
+    def default_addr(self) -> str:
+        return f"127.0.0.1:{self.default_port}"
+
+    @property
+    def primary(self) -> str:
+        """The gRPC service whose grpc.health.v1 status says the process can serve."""
+        return self.grpc_services[0]
+
+    @property
+    def generated_dirs(self) -> tuple[str, ...]:
+        """Folders of its generated Python code (`clawgate/chat/v1`)."""
+        return tuple(dict.fromkeys("/".join(s.split(".")[:3]) for s in self.grpc_services).keys())
+
+
+SERVICES: tuple[ServiceDef, ...] = (
+    ServiceDef("chat", ("clawgate.chat.v1.ChatService",), 50051, critical=True),
+    ServiceDef("agents", ("clawgate.agents.v1.AgentService",), 50052),
+    ServiceDef("health", ("clawgate.health.v1.HealthService",), 50053, probed_by_health=False),
+)
+
+BY_NAME: Mapping[str, ServiceDef] = {s.name: s for s in SERVICES}
+NAMES: tuple[str, ...] = tuple(BY_NAME)
+
+
+def grpc_service_names() -> list[str]:
+    """Every public gRPC service (what Envoy transcodes and routes)."""
+    return [svc for s in SERVICES for svc in s.grpc_services]
+
+
+class ServiceAddrs(Mapping[str, str]):
+    """`host:port` of every service, by name; defaults for those not given."""
+
+    def __init__(self, addrs: Mapping[str, str] | None = None) -> None:
+        given = dict(addrs or {})
+        unknown = set(given) - set(BY_NAME)
+        if unknown:
+            raise KeyError(f"unknown services: {', '.join(sorted(unknown))}")
+        self._addrs = {s.name: given.get(s.name, s.default_addr) for s in SERVICES}
+
+    def __getitem__(self, name: str) -> str:
+        return self._addrs[name]
+
+    def __getattr__(self, name: str) -> str:
+        # `addrs.chat` reads better than `addrs["chat"]` where one service dials another.
+        try:
+            return self.__dict__["_addrs"][name]  # type: ignore[no-any-return]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._addrs)
+
+    def __len__(self) -> int:
+        return len(self._addrs)
+
+    def __repr__(self) -> str:
+        return f"ServiceAddrs({self._addrs!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self) == dict(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._addrs.items())))
+
+    def env(self) -> dict[str, str]:
+        """As environment variables for child processes."""
+        return {BY_NAME[name].addr_env: addr for name, addr in self._addrs.items()}
