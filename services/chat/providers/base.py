@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
 from clawgate.common.config import ModelSpec, ProviderSpec
 from services.chat.request import ChatRequest
+
+if TYPE_CHECKING:
+    from services.chat.providers.probe import WorkerProbe
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,10 @@ class UpstreamCut(UpstreamFailure):
     """The answer ended without its proper end (no finish, no [DONE], no done:true)."""
 
 
+class UpstreamWrongApi(UpstreamFailure):
+    """The worker does not serve the API its provider's `api` names (a config mistake)."""
+
+
 class UpstreamTimeout(UpstreamFailure):
     """No first token in time, or the request deadline passed."""
 
@@ -116,10 +123,11 @@ class ProviderAdapter(Protocol):
         """Deltas of one answer; ends after a finish (and usage, when the server sends it)."""
         ...
 
-    async def pulled_models(
+    async def probe(
         self, session: aiohttp.ClientSession, provider: ProviderSpec, worker: str
-    ) -> dict[str, int]:
-        """Models present on the worker: name → created (Unix seconds)."""
+    ) -> WorkerProbe:
+        """What the worker is, serves and has loaded; raises UpstreamFailure (with
+        UpstreamWrongApi when it does not serve this API at all)."""
         ...
 
 
