@@ -65,7 +65,7 @@ def to_api_error(failure: UpstreamFailure, target: Target) -> ApiError:
     if isinstance(failure, UpstreamUnreachable):
         return ApiError(
             503,
-            f"the model server at {worker} is not reachable: {text}. Check that it is "
+            f"the model server is not reachable at {worker}: {text}. Check that it is "
             "running and that the provider's baseUrl is right.",
             code="upstream_unreachable",
             retry_after=UNREACHABLE_RETRY_AFTER_S,

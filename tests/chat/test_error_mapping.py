@@ -33,7 +33,7 @@ TARGET = Target(
             503,
             "upstream_unreachable",
             Action.RETRY,
-            [WORKER, "connection refused", "ollama serve"],
+            [WORKER, "connection refused", "baseUrl"],
         ),
         (
             UpstreamHttpError(WORKER, 404, "model 'qwen3:32b' not found"),

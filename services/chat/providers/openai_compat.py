@@ -23,6 +23,7 @@ from services.chat.providers.base import (
     UpstreamStreamError,
     Usage,
     bearer_headers,
+    extra_fields,
     stream_item,
 )
 from services.chat.providers.error_texts import named
@@ -91,14 +92,12 @@ class _StreamState:
             deltas.extend(self._choice(choice))
         usage = chunk.get("usage")
         if isinstance(usage, dict) and "prompt_tokens" in usage:
-            deltas.append(
-                Delta(
-                    usage=Usage(
-                        int(usage.get("prompt_tokens") or 0),
-                        int(usage.get("completion_tokens") or 0),
-                    )
-                )
-            )
+            deltas.append(Delta(usage=Usage.from_json(usage)))
+        extra = extra_fields(chunk)
+        if extra and not deltas:
+            return [Delta(extra=extra)]  # e.g. llama.cpp's role chunk: its fingerprint
+        for delta in deltas:
+            delta.extra = extra
         return deltas
 
     def _choice(self, choice: dict[str, Any]) -> list[Delta]:
