@@ -10,11 +10,18 @@ from typing import Any
 import openai
 import pytest
 import requests
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.realmodel.conftest import KEYED_ALIAS, RealModel
 
 NO_CACHE = {"Cache-Control": "no-cache, no-store"}
-HELLO = [{"role": "user", "content": "Say hello in five words."}]
+
+
+def user(text: str) -> list[ChatCompletionMessageParam]:
+    return [{"role": "user", "content": text}]
+
+
+HELLO = user("Say hello in five words.")
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
@@ -32,7 +39,7 @@ def test_unary_chat_answers_with_usage_that_adds_up(real: RealModel) -> None:
         model=real.model,
         messages=HELLO,
         max_tokens=16,
-        extra_headers=NO_CACHE,  # type: ignore[arg-type]
+        extra_headers=NO_CACHE,
     )
     assert reply.object == "chat.completion" and reply.id.startswith("chatcmpl-")
     assert reply.model == real.model
@@ -48,7 +55,7 @@ def test_unary_chat_answers_with_usage_that_adds_up(real: RealModel) -> None:
 def test_streaming_chat_matches_openai_and_counts_the_same_prompt(real: RealModel) -> None:
     client = real.client()
     stream = client.chat.completions.create(
-        model=real.model, messages=HELLO, max_tokens=16, stream=True,  # type: ignore[arg-type]
+        model=real.model, messages=HELLO, max_tokens=16, stream=True,
         stream_options={"include_usage": True}, extra_headers=NO_CACHE,
     )  # fmt: skip
     chunks = list(stream)
@@ -66,18 +73,18 @@ def test_streaming_chat_matches_openai_and_counts_the_same_prompt(real: RealMode
         model=real.model,
         messages=HELLO,
         max_tokens=1,
-        extra_headers=NO_CACHE,  # type: ignore[arg-type]
+        extra_headers=NO_CACHE,
     )
     assert unary.usage is not None and unary.usage.prompt_tokens == usage.prompt_tokens
 
 
 def test_max_tokens_stops_the_model_with_finish_reason_length(real: RealModel) -> None:
-    messages = [{"role": "user", "content": "Count from one to one hundred in words."}]
+    messages = user("Count from one to one hundred in words.")
     reply = real.client().chat.completions.create(
         model=real.model,
         messages=messages,
         max_tokens=3,
-        extra_headers=NO_CACHE,  # type: ignore[arg-type]
+        extra_headers=NO_CACHE,
     )
     assert reply.choices[0].finish_reason == "length"
     assert reply.usage is not None and reply.usage.completion_tokens == 3
@@ -85,11 +92,11 @@ def test_max_tokens_stops_the_model_with_finish_reason_length(real: RealModel) -
 
 def test_temperature_and_seed_reach_the_model(real: RealModel) -> None:
     # R19: greedy decoding repeats itself; a hot temperature with different seeds does not.
-    messages = [{"role": "user", "content": "Write one sentence about the sea."}]
+    messages = user("Write one sentence about the sea.")
 
     def answer(**sampling: Any) -> str:
         reply = real.client().chat.completions.create(
-            model=real.model, messages=messages, max_tokens=24,  # type: ignore[arg-type]
+            model=real.model, messages=messages, max_tokens=24,
             extra_headers=NO_CACHE, **sampling,
         )  # fmt: skip
         return reply.choices[0].message.content or ""
@@ -105,7 +112,7 @@ def test_the_keyed_worker_answers_with_its_key(real: RealModel) -> None:
         model=KEYED_ALIAS,
         messages=HELLO,
         max_tokens=4,
-        extra_headers=NO_CACHE,  # type: ignore[arg-type]
+        extra_headers=NO_CACHE,
     )
     assert reply.model == KEYED_ALIAS and reply.choices[0].message.content
 
@@ -116,14 +123,14 @@ def test_a_prompt_longer_than_the_servers_context_is_context_length_exceeded(
 ) -> None:
     # 1,500 words against llama-server's 1,024-token slots (the config allows 32,000):
     # the server's own refusal reaches the client as OpenAI's error.
-    messages = [{"role": "user", "content": "word " * 1500}]
+    messages = user("word " * 1500)
     with pytest.raises(openai.BadRequestError) as caught:
         reply = real.client().chat.completions.create(
-            model=real.model, messages=messages, max_tokens=4, stream=stream,  # type: ignore[arg-type]
+            model=real.model, messages=messages, max_tokens=4, stream=stream,
             extra_headers=NO_CACHE,
         )  # fmt: skip
         if stream:
-            list(reply)  # type: ignore[arg-type]
+            list(reply)
     error = caught.value.body
     assert isinstance(error, dict)
     assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
@@ -140,7 +147,7 @@ def cancelled_tasks(log: str) -> dict[int, int]:
 
 def test_cancelling_a_stream_stops_generation_on_the_server(real: RealModel) -> None:
     before = set(cancelled_tasks(real.plain.log()))
-    messages = [{"role": "user", "content": "Tell a very long story about a dragon."}]
+    messages = user("Tell a very long story about a dragon.")
     with requests.post(
         real.stack.rest_url + "/api/v1/chat/completions",
         headers={**real.auth(), **NO_CACHE},
@@ -160,3 +167,35 @@ def test_cancelling_a_stream_stops_generation_on_the_server(real: RealModel) -> 
     )
     assert all(tokens < 500 for tokens in new.values()), new
     assert not any(slot["is_processing"] for slot in real.plain.get("/slots"))
+
+
+def test_server_fields_pass_through_also_from_the_cache(real: RealModel) -> None:
+    # system_fingerprint, usage details and llama.cpp's `timings` reach OpenAI clients.
+    build = real.plain.get("/props")["build_info"]
+    client = real.client()
+    messages = user(f"Name a colour. ({time.time_ns()})")  # a prompt never cached before
+    first = client.chat.completions.with_raw_response.create(
+        model=real.model, messages=messages, max_tokens=6
+    )
+    assert first.headers["x-cache"] == "MISS"
+    replay = client.chat.completions.with_raw_response.create(
+        model=real.model, messages=messages, max_tokens=6
+    )
+    assert replay.headers["x-cache"] == "HIT"
+    for reply in (first.parse(), replay.parse()):
+        assert reply.system_fingerprint == build
+        assert reply.usage and reply.usage.prompt_tokens_details
+        assert isinstance(reply.usage.prompt_tokens_details.cached_tokens, int)
+        timings = (reply.model_extra or {})["timings"]
+        assert timings["predicted_n"] == reply.usage.completion_tokens
+    for cache in ("MISS", "HIT"):  # from the server, then replayed from the cache
+        streamed = client.chat.completions.with_raw_response.create(
+            model=real.model, messages=messages, max_tokens=6, stream=True,
+            stream_options={"include_usage": True},
+            extra_headers=NO_CACHE if cache == "MISS" else {},
+        )  # fmt: skip
+        assert streamed.headers["x-cache"] == cache
+        chunks = list(streamed.parse())
+        assert {c.system_fingerprint for c in chunks} == {build}
+        assert chunks[-1].usage and chunks[-1].usage.prompt_tokens_details
+        assert "timings" in (chunks[-1].model_extra or {})
