@@ -59,10 +59,13 @@ def _model(model_id: str) -> dict[str, Any]:
     return {"id": model_id, "name": model_id, "contextWindow": 32000, "maxTokens": 512}
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not llama.available():  # said once, even under -q
+        terminalreporter.write_line(f"tests/realmodel skipped: {llama.HOW_TO_BUILD}", yellow=True)
+
+
 @pytest.fixture(scope="package")
 def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealModel]:
-    if not llama.available():
-        pytest.skip(llama.HOW_TO_BUILD)
     state = tmp_path_factory.mktemp("realmodel")
     key = secrets.token_urlsafe(16)
     plain = llama.LlamaServer(state)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from clawgate.launcher.processes import Child, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +48,16 @@ def model() -> Path:
 
 def available() -> bool:
     return os.access(binary(), os.X_OK) and model().is_file()
+
+
+def require() -> None:
+    """Skip the calling test module without the build; in CI (which builds it first, see
+    .ci/run) a missing build fails instead."""
+    if available():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(HOW_TO_BUILD, pytrace=False)
+    pytest.skip(HOW_TO_BUILD, allow_module_level=True)
 
 
 @dataclass

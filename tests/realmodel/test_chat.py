@@ -12,9 +12,12 @@ import pytest
 import requests
 from openai.types.chat import ChatCompletionMessageParam
 
+from tests.realmodel import llama
 from tests.realmodel.conftest import KEYED_ALIAS, RealModel
 
 NO_CACHE = {"Cache-Control": "no-cache, no-store"}
+
+llama.require()
 
 
 def user(text: str) -> list[ChatCompletionMessageParam]:

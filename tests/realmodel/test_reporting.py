@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from services.chat.providers.probe import SERVER_LLAMA_CPP, SERVER_OLLAMA
+from tests.realmodel import llama
 from tests.realmodel.conftest import (
     KEYED_ALIAS,
     OLLAMA_MODEL,
@@ -23,6 +24,8 @@ from tests.realmodel.conftest import (
 )
 
 NO_CACHE = {"Cache-Control": "no-cache, no-store"}
+
+llama.require()
 
 
 def health(real: RealModel) -> dict[str, Any]:
