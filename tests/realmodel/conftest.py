@@ -12,8 +12,9 @@ Providers, each a case the gateway must report truthfully:
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,18 @@ WRONG_API_MODEL = "wrong-api:135m"
 WRONG_KEY_MODEL = "wrong-key:135m"
 OLLAMA_MODEL = "qwen3:8b"
 KEY_ENV = "CLAWGATE_TEST_LLAMA_KEY"
+NO_CACHE = {"Cache-Control": "no-cache, no-store"}
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """The first truthy result of `condition`, polled until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

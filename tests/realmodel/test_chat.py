@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -13,9 +12,7 @@ import requests
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.realmodel import llama
-from tests.realmodel.conftest import KEYED_ALIAS, RealModel
-
-NO_CACHE = {"Cache-Control": "no-cache, no-store"}
+from tests.realmodel.conftest import KEYED_ALIAS, NO_CACHE, RealModel, wait_for
 
 llama.require()
 
@@ -25,16 +22,6 @@ def user(text: str) -> list[ChatCompletionMessageParam]:
 
 
 HELLO = user("Say hello in five words.")
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_unary_chat_answers_with_usage_that_adds_up(real: RealModel) -> None:
@@ -202,3 +189,21 @@ def test_server_fields_pass_through_also_from_the_cache(real: RealModel) -> None
         assert {c.system_fingerprint for c in chunks} == {build}
         assert chunks[-1].usage and chunks[-1].usage.prompt_tokens_details
         assert "timings" in (chunks[-1].model_extra or {})
+
+
+def test_an_agent_on_a_model_named_by_its_path(real: RealModel) -> None:
+    name = f"path-agent-{time.time_ns()}"
+    created = requests.post(
+        real.stack.rest_url + "/api/v1/agents",
+        headers=real.auth(),
+        json={"name": name, "description": "llama.cpp by path", "model": real.model,
+              "config": {"max_tokens": 3}},
+        timeout=10,
+    )  # fmt: skip
+    assert created.status_code == 200, created.text
+    assert created.json()["model"] == real.model
+    reply = real.client().chat.completions.create(
+        model=f"agent:{name}", messages=user("Count to twenty."), extra_headers=NO_CACHE
+    )
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage is not None and reply.usage.completion_tokens == 3

@@ -5,7 +5,6 @@ llama-server misconfigured as `api: ollama`, and the ollama stand-in."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -17,13 +16,13 @@ from services.chat.providers.probe import SERVER_LLAMA_CPP, SERVER_OLLAMA
 from tests.realmodel import llama
 from tests.realmodel.conftest import (
     KEYED_ALIAS,
+    NO_CACHE,
     OLLAMA_MODEL,
     WRONG_API_MODEL,
     WRONG_KEY_MODEL,
     RealModel,
+    wait_for,
 )
-
-NO_CACHE = {"Cache-Control": "no-cache, no-store"}
 
 llama.require()
 
@@ -121,8 +120,10 @@ def test_the_ollama_standin_is_still_reported_as_ollama(real: RealModel) -> None
         model=OLLAMA_MODEL, messages=[{"role": "user", "content": "load it"}], max_tokens=2,
         extra_headers=NO_CACHE,
     )  # fmt: skip
-    time.sleep(1.1)  # the health report is cached for one second
-    component = worker(health(real), "ollama")
+    component = wait_for(  # the health report is cached for a second
+        lambda: (c := worker(health(real), "ollama"))["worker"]["loaded_models"] and c,
+        "the loaded model in the health report",
+    )
     info = component["worker"]
     assert component["status"] == "ok" and info["server"] == SERVER_OLLAMA
     standin = real.stack.standins["ollama"]
