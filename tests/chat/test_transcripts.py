@@ -97,6 +97,8 @@ async def test_llama_cpp_stream_is_parsed_with_everything_it_carries(
         deltas = await chat(http, target(url, API_OPENAI, LLAMA_MODEL, LLAMA_KEY))
     finally:
         await server.stop()
+    # llama.cpp's role chunk (content null) is no delta: only real output ends retries.
+    assert all(d.has_output or d.finish_reason or d.usage for d in deltas)
     completion = answer(deltas)
     assert completion["choices"][0]["message"]["content"] == LLAMA_TEXT
     assert completion["choices"][0]["finish_reason"] == "stop"

@@ -80,6 +80,7 @@ class _StreamState:
         self.finish_reason: str | None = None
         self._think = ThinkTagSplitter()
         self._tool_index = 0
+        self._pending_extra: dict[str, Any] = {}
 
     def read(self, worker: str, data: str) -> list[Delta]:
         chunk = stream_item(worker, data, "stream chunk")
@@ -94,8 +95,13 @@ class _StreamState:
         if isinstance(usage, dict) and "prompt_tokens" in usage:
             deltas.append(Delta(usage=Usage.from_json(usage)))
         extra = extra_fields(chunk)
-        if extra and not deltas:
-            return [Delta(extra=extra)]  # e.g. llama.cpp's role chunk: its fingerprint
+        if not deltas:
+            # e.g. llama.cpp's role chunk: its fingerprint rides on the next delta (an
+            # empty delta would count as the first token, which ends retries).
+            self._pending_extra.update(extra)
+            return []
+        if self._pending_extra:
+            extra, self._pending_extra = {**self._pending_extra, **extra}, {}
         for delta in deltas:
             delta.extra = extra
         return deltas
