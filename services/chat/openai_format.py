@@ -76,7 +76,7 @@ class ChunkEncoder:
         return [self._chunk([self._choice({"role": "assistant", "content": ""})])]
 
     def encode(self, delta: Delta) -> list[dict[str, Any]]:
-        self.extra.update(delta.extra)
+        self.extra.update(extra_fields(delta.extra))
         if delta.usage is not None:
             self.usage = delta.usage
         chunks: list[dict[str, Any]] = []
@@ -120,7 +120,7 @@ class Aggregator:
         self.extra: dict[str, Any] = {}
 
     def add(self, delta: Delta) -> None:
-        self.extra.update(delta.extra)
+        self.extra.update(extra_fields(delta.extra))
         self.content.append(delta.content)
         self.reasoning.append(delta.reasoning)
         self.logprobs.extend(delta.logprobs)
