@@ -154,8 +154,11 @@ def test_models_with_slashes_are_retrieved_through_envoy(real: RealModel, which:
     assert encoded.status_code == 200 and encoded.json()["id"] == model_id
 
 
-def test_model_ids_with_raw_slashes_and_colons(real: RealModel) -> None:
+@pytest.mark.parametrize("which", ["path", "alias"])
+def test_model_ids_with_raw_slashes_and_colons(real: RealModel, which: str) -> None:
+    model_id = real.model if which == "path" else KEYED_ALIAS
     raw = requests.get(
-        f"{real.stack.rest_url}/api/v1/models/{KEYED_ALIAS}", headers=real.auth(), timeout=10
+        f"{real.stack.rest_url}/api/v1/models/{model_id}", headers=real.auth(), timeout=10
     )
-    assert raw.status_code == 200 and raw.json()["id"] == KEYED_ALIAS
+    assert raw.status_code == 200, raw.text
+    assert raw.json()["id"] == model_id
