@@ -106,7 +106,7 @@ def _http_error(failure: UpstreamHttpError, target: Target, text: str) -> ApiErr
             advice = "Check the model id in the provider's config against the server's models."
         return ApiError(
             404,
-            f"model '{model}' is configured but not pulled on the worker {worker} "
+            f"model '{model}' is configured but the worker {worker} does not have it "
             f"(it says: {text}). {advice}",
             param="model",
             code="model_not_pulled",
