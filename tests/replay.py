@@ -3,9 +3,11 @@ bytes, status and content type of a real server, replayed over real HTTP."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -14,6 +16,11 @@ JSON = "application/json; charset=utf-8"
 SSE = "text/event-stream"
 NDJSON = "application/x-ndjson"
 TEXT = "text/plain"
+
+
+def recorded(name: str) -> Any:
+    """A recorded JSON body, e.g. `recorded("ollama/api-ps.response.json")`."""
+    return json.loads((DATA / name).read_bytes())
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ real llama.cpp bytes, and ollama's formats as its source documents them."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,10 +25,12 @@ from services.chat.providers.base import (
 from services.chat.providers.probe import SERVER_LLAMA_CPP, SERVER_OLLAMA, LoadedModel
 from services.chat.request import parse_request
 from services.health.checks import worker_failure
-from tests.replay import DATA, NDJSON, SSE, TEXT, ReplayServer, Reply
+from tests.replay import NDJSON, SSE, TEXT, ReplayServer, Reply, recorded
 
-LLAMA_MODEL = "/root/.cache/clawgate/smollm2-0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf"
-LLAMA_TEXT = "Hello, welcome to my little corner of the world."
+# The model is named by the path it was recorded with; the stream must say what the same
+# request answered without streaming (temperature 0).
+LLAMA_MODEL = recorded("llama_cpp/models.response.json")["data"][0]["id"]
+LLAMA_TEXT = recorded("llama_cpp/chat.response.json")["choices"][0]["message"]["content"]
 LLAMA_KEY = "sekret"  # the key the transcripts were recorded with (a throwaway server)
 LLAMA = {
     "/v1/models": Reply("llama_cpp/models.response.json"),
@@ -109,7 +110,7 @@ async def test_llama_cpp_stream_is_parsed_with_everything_it_carries(
     assert completion["system_fingerprint"] == "b0-unknown"
     assert completion["timings"]["predicted_n"] == 12
     # Our JSON answer has every field llama.cpp's own non-stream answer has.
-    direct = json.loads((DATA / "llama_cpp/chat.response.json").read_bytes())
+    direct = recorded("llama_cpp/chat.response.json")
     assert set(direct) <= set(completion)
     assert set(direct["usage"]) <= set(completion["usage"])
     # Streamed to a client, every chunk keeps the fingerprint; the usage chunk the timings.

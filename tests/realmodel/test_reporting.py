@@ -23,6 +23,7 @@ from tests.realmodel.conftest import (
     RealModel,
     wait_for,
 )
+from tests.replay import recorded
 
 llama.require()
 
@@ -162,3 +163,23 @@ def test_model_ids_with_raw_slashes_and_colons(real: RealModel, which: str) -> N
     )
     assert raw.status_code == 200, raw.text
     assert raw.json()["id"] == model_id
+
+
+def test_the_server_still_answers_in_the_recorded_shapes(real: RealModel) -> None:
+    # tests/data/llama_cpp/ feeds the parser tests; a llama.cpp upgrade that changes the
+    # shapes shows here (re-record with `python -m tests.tools.record_llama`).
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    direct = requests.post(real.plain.url + "/v1/chat/completions", json=body, timeout=30)
+    assert set(direct.json()) == set(recorded("llama_cpp/chat.response.json"))
+    assert set(real.plain.get("/v1/models")["data"][0]) == set(
+        recorded("llama_cpp/models.response.json")["data"][0]
+    )
+    overflow = requests.post(
+        real.plain.url + "/v1/chat/completions",
+        json={**body, "messages": [{"role": "user", "content": "word " * 1500}]},
+        timeout=30,
+    )
+    assert overflow.status_code == 400
+    assert set(overflow.json()["error"]) == set(
+        recorded("llama_cpp/overflow.response.json")["error"]
+    )

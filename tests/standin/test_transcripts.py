@@ -6,13 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.replay import DATA
+from tests.replay import DATA, recorded
 
 from .conftest import USER_HI, Standin, chunks_of, sse_payloads
-
-
-def recorded(name: str) -> Any:
-    return json.loads((DATA / "ollama" / name).read_bytes())
 
 
 def recorded_chunks(name: str) -> list[dict[str, Any]]:
@@ -39,10 +35,10 @@ async def test_listings_have_the_recorded_keys(standin: Standin) -> None:
     ps = await get(standin, "/api/ps")
     models = await get(standin, "/v1/models")
     # Newer servers add optional keys to /api/tags entries (capabilities…), never drop any.
-    recorded_tag = recorded("api-tags.response.json")["models"][0]
+    recorded_tag = recorded("ollama/api-tags.response.json")["models"][0]
     assert list(tags["models"][0])[: len(recorded_tag)] == list(recorded_tag)
-    assert list(ps["models"][0]) == list(recorded("api-ps.response.json")["models"][0])
-    assert list(models["data"][0]) == list(recorded("v1-models.response.json")["data"][0])
+    assert list(ps["models"][0]) == list(recorded("ollama/api-ps.response.json")["models"][0])
+    assert list(models["data"][0]) == list(recorded("ollama/v1-models.response.json")["data"][0])
     assert list(await get(standin, "/api/version")) == ["version"]
 
 
@@ -50,7 +46,7 @@ async def test_v1_answers_have_the_recorded_shape(standin: Standin) -> None:
     body = {"model": "qwen3:8b", "messages": USER_HI}
     status, answer = await standin.v1(body)
     assert status == 200
-    assert list(answer) == list(recorded("v1-chat.response.json"))
+    assert list(answer) == list(recorded("ollama/v1-chat.response.json"))
     stream = chunks_of(await standin.v1_stream({**body, "stream_options": {"include_usage": True}}))
     expected = [shape(c) for c in recorded_chunks("v1-stream.response.sse")]
     # Recorded: role+thinking, content, finish, usage. The stand-in thinks and answers in

@@ -96,7 +96,7 @@ class Component(_message.Message):
     kind: _builtins.str
     """`service`, `redis`, `llm_worker` or `cache`."""
     status: _builtins.str
-    """`ok` or `down`."""
+    """`ok`, `degraded` (works, but e.g. a configured model is missing) or `down`."""
     detail: _builtins.str
     """What is wrong, or what was seen."""
     latency_ms: _builtins.float
