@@ -9,13 +9,14 @@ PROTOS := $(shell find proto -name '*.proto' | sort)
 GEN_DIRS := $(patsubst proto/%/,%,$(sort $(dir $(PROTOS))))
 DESCRIPTOR := deploy/envoy/clawgate.pb
 
-.PHONY: help venv system-deps proto proto-check lint test test-fast up demo token clean
+.PHONY: help venv system-deps proto proto-check lint test test-fast real-model up demo token clean
 
 help:
 	@echo "make up      - set up and run the whole stack (Envoy on :8000)"
 	@echo "make demo    - same, with the built-in ollama stand-in"
 	@echo "make test    - set up and run lint, type checks and the test suite"
 	@echo "make proto   - regenerate Python code and the Envoy descriptor from proto/"
+	@echo "make real-model - build llama-server + SmolLM2 once (~15 min) for tests/realmodel"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +53,11 @@ test: system-deps venv proto-check lint
 
 test-fast: venv
 	$(PY) -m pytest -q -x
+
+# llama.cpp's llama-server and SmolLM2-135M in ~/.cache/clawgate (built once, then reused);
+# `make test` runs tests/realmodel against them when they are there, and skips them if not.
+real-model: venv
+	PYTHON=$(CURDIR)/$(PY) ./scripts/real-model.sh
 
 up: system-deps venv
 	$(VENV)/bin/clawgate onboard

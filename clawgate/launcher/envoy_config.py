@@ -209,6 +209,8 @@ def render(
                     },
                     # `?token=…` or other extra query parameters must not break routing.
                     "ignore_unknown_query_parameters": True,
+                    # Model ids hold `/` (llama.cpp names models by path); SDKs send `%2F`.
+                    "url_unescape_spec": "ALL_CHARACTERS",
                     "convert_grpc_status": False,
                 },
             },

@@ -1,16 +1,19 @@
 """Upstream failures → what the client sees (R13), and whether retrying can help (R16).
 
 The four common failures get distinct codes and advice: worker unreachable (503, names the
-URL), model not pulled (404, `ollama pull`), busy (503 + Retry-After), out of memory or
-context too long (advice to lower max_tokens or use a smaller model).
+URL), model not pulled (404; `ollama pull` only when the server is ollama), busy (503 +
+Retry-After), out of memory or context too long (advice to lower max_tokens or use a
+smaller model). A worker that does not serve its provider's `api` is named as the config
+mistake it is. Which server texts mean what is the adapters' knowledge (error_texts).
 """
 
 from __future__ import annotations
 
 import enum
-import re
 
+from clawgate.common.config import API_OPENAI
 from clawgate.common.errors import ApiError
+from services.chat.providers import error_texts
 from services.chat.providers.base import (
     Target,
     UpstreamCut,
@@ -19,6 +22,7 @@ from services.chat.providers.base import (
     UpstreamStreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
+    UpstreamWrongApi,
     public_url,
 )
 
@@ -26,13 +30,6 @@ BUSY_RETRY_AFTER_S = 2.0
 UNREACHABLE_RETRY_AFTER_S = 5.0
 MESSAGE_LIMIT = 300
 SMALLER_ADVICE = "lower max_tokens or use a smaller model"
-
-_MEMORY = re.compile(
-    r"memory|out of vram|cuda error|\boom\b|insufficient|unable to allocate", re.IGNORECASE
-)
-_LOAD = re.compile(r"llama-server|failed to load|model runner|runner process", re.IGNORECASE)
-_CONTEXT = re.compile(r"context|too long|exceeds|maximum.*tokens", re.IGNORECASE)
-_NOT_FOUND = re.compile(r"not found|does not exist|no such model|try pulling", re.IGNORECASE)
 
 
 class Action(enum.Enum):
@@ -42,17 +39,19 @@ class Action(enum.Enum):
 
 
 def classify(failure: UpstreamFailure) -> Action:
+    if isinstance(failure, UpstreamWrongApi):
+        return Action.FAILOVER
     if isinstance(failure, UpstreamUnreachable | UpstreamCut):
         return Action.RETRY
     if isinstance(failure, UpstreamTimeout):
         return Action.RETRY if failure.first_token else Action.FATAL
     if isinstance(failure, UpstreamStreamError):
-        return Action.FAILOVER if _cannot_run(failure.message) else Action.RETRY
+        return Action.FAILOVER if error_texts.cannot_run(failure.message) else Action.RETRY
     if isinstance(failure, UpstreamHttpError):
         status = failure.status
         if status in (408, 429, 502, 503, 504):
             return Action.RETRY
-        if status == 404 and _is_model_not_found(failure):
+        if status == 404 and error_texts.model_missing(failure, API_OPENAI):
             return Action.FAILOVER
         if status >= 500:
             return Action.FAILOVER
@@ -61,11 +60,13 @@ def classify(failure: UpstreamFailure) -> Action:
 
 def to_api_error(failure: UpstreamFailure, target: Target) -> ApiError:
     worker, model, text = public_url(failure.worker), target.model.id, _clip(failure.message)
+    if isinstance(failure, UpstreamWrongApi):
+        return ApiError(502, text, code="worker_misconfigured")
     if isinstance(failure, UpstreamUnreachable):
         return ApiError(
             503,
-            f"ollama is not reachable at {worker}: {text}. Check that the server is running "
-            "(`ollama serve`) and that the provider's baseUrl is right.",
+            f"the model server is not reachable at {worker}: {text}. Check that it is "
+            "running and that the provider's baseUrl is right.",
             code="upstream_unreachable",
             retry_after=UNREACHABLE_RETRY_AFTER_S,
         )
@@ -85,10 +86,12 @@ def to_api_error(failure: UpstreamFailure, target: Target) -> ApiError:
             code="upstream_incomplete",
         )
     if isinstance(failure, UpstreamStreamError):
-        if _cannot_run(text):
+        if error_texts.cannot_run(text):
             return _cannot_run_error(worker, model, text)
         return ApiError(
-            502, f"ollama at {worker} failed during the answer: {text}", code="upstream_error"
+            502,
+            f"the model server at {worker} failed during the answer: {text}",
+            code="upstream_error",
         )
     assert isinstance(failure, UpstreamHttpError)
     return _http_error(failure, target, text)
@@ -96,18 +99,22 @@ def to_api_error(failure: UpstreamFailure, target: Target) -> ApiError:
 
 def _http_error(failure: UpstreamHttpError, target: Target, text: str) -> ApiError:
     status, worker, model = failure.status, public_url(failure.worker), target.model.id
-    if status == 404 and _is_model_not_found(failure):
+    if error_texts.model_missing(failure, target.provider.api):
+        if error_texts.pull_fixes(failure):
+            advice = f"Run `ollama pull {model}` on that machine."
+        else:
+            advice = "Check the model id in the provider's config against the server's models."
         return ApiError(
             404,
-            f"model '{model}' is configured but not pulled on the ollama worker {worker} "
-            f"(it says: {text}). Run `ollama pull {model}` on that machine.",
+            f"model '{model}' is configured but the worker {worker} does not have it "
+            f"(it says: {text}). {advice}",
             param="model",
             code="model_not_pulled",
         )
-    if status == 404:
+    if status in (404, 405):
         return ApiError(
             502,
-            f"{worker} does not serve this API (HTTP 404: {text}); check the provider's "
+            f"{worker} does not serve this API (HTTP {status}: {text}); check the provider's "
             f"baseUrl and api ('{target.provider.api}').",
             code="upstream_bad_path",
         )
@@ -128,7 +135,7 @@ def _http_error(failure: UpstreamHttpError, target: Target, text: str) -> ApiErr
     if status == 503:
         return ApiError(
             503,
-            f"ollama at {worker} is busy ({text}). Retry in a few seconds; if it keeps "
+            f"the model server at {worker} is busy ({text}). Retry in a few seconds; if it keeps "
             f"happening, {SMALLER_ADVICE}, or add workers.",
             code="upstream_busy",
             retry_after=failure.retry_after or BUSY_RETRY_AFTER_S,
@@ -141,12 +148,14 @@ def _http_error(failure: UpstreamHttpError, target: Target, text: str) -> ApiErr
             retry_after=failure.retry_after or BUSY_RETRY_AFTER_S,
         )
     if status >= 500:
-        if _cannot_run(text):
+        if error_texts.cannot_run(text):
             return _cannot_run_error(worker, model, text)
         return ApiError(
-            502, f"ollama at {worker} failed (HTTP {status}): {text}", code="upstream_error"
+            502,
+            f"the model server at {worker} failed (HTTP {status}): {text}",
+            code="upstream_error",
         )
-    if _CONTEXT.search(text):
+    if error_texts.CONTEXT.search(text):
         return ApiError(
             400,
             f"the prompt does not fit the model's context: {text}. Shorten the messages, "
@@ -157,12 +166,8 @@ def _http_error(failure: UpstreamHttpError, target: Target, text: str) -> ApiErr
     return ApiError(400, f"the model server rejected the request: {text}", code="upstream_rejected")
 
 
-def _cannot_run(text: str) -> bool:
-    return bool(_MEMORY.search(text) or _LOAD.search(text))
-
-
 def _cannot_run_error(worker: str, model: str, text: str) -> ApiError:
-    if _MEMORY.search(text):
+    if error_texts.MEMORY.search(text):
         reason, code = (
             "The model and its context do not fit in GPU memory",
             "insufficient_gpu_memory",
@@ -174,14 +179,10 @@ def _cannot_run_error(worker: str, model: str, text: str) -> ApiError:
         )
     return ApiError(
         503,
-        f"ollama at {worker} could not run '{model}': {text}. {reason}: {SMALLER_ADVICE}.",
+        f"the model server at {worker} could not run '{model}': {text}. "
+        f"{reason}: {SMALLER_ADVICE}.",
         code=code,
     )
-
-
-def _is_model_not_found(failure: UpstreamHttpError) -> bool:
-    # gin's own 404 ("404 page not found") means a wrong path, not a missing model.
-    return "page not found" not in failure.message and bool(_NOT_FOUND.search(failure.message))
 
 
 def _clip(text: str) -> str:

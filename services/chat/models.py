@@ -1,9 +1,10 @@
 """The model catalogue: configured models (with their metadata) and agents, in OpenAI's
 list shape, plus whether each model is actually pulled on a live worker.
 
-Availability comes from each worker's own model list (`/v1/models` or `/api/tags`),
-remembered for a few seconds so listing models never hammers the workers; a worker that
-does not answer within PROBE_TIMEOUT_S counts as having nothing.
+Availability comes from each worker's probe through its provider adapter (the same probe
+the health report shows), remembered for a few seconds so listing models never hammers
+the workers; a worker that does not answer within PROBE_TIMEOUT_S, or does not serve its
+provider's API, counts as having nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from clawgate.common.errors import ApiError, not_found
 from services.chat.agent_resolver import AgentResolver
 from services.chat.agents import AGENT_PREFIX, agent_reference
 from services.chat.providers import adapter_for
-from services.chat.providers.base import UpstreamFailure, public_url, with_default_tag
+from services.chat.providers.base import UpstreamFailure, public_url
+from services.chat.providers.probe import WorkerProbe
 
 log = logging.getLogger("clawgate.chat.models")
 
@@ -31,7 +33,6 @@ PROBE_TIMEOUT_S = 2.0
 AGENT_OWNER = "clawgate"
 
 Metadata = Sequence[tuple[str, str]]
-Pulled = dict[str, int]  # normalised model name → created (Unix seconds)
 
 
 class ModelCatalogue:
@@ -48,8 +49,8 @@ class ModelCatalogue:
         self._resolver = resolver
         self._ttl_s = ttl_s
         self._started = int(time.time())
-        self._pulled: dict[tuple[str, str], tuple[float, Pulled]] = {}
-        self._probes: dict[tuple[str, str], asyncio.Task[Pulled]] = {}
+        self._probed: dict[tuple[str, str], tuple[float, WorkerProbe | None]] = {}
+        self._probes: dict[tuple[str, str], asyncio.Task[WorkerProbe | None]] = {}
 
     async def list_models(self, metadata: Metadata) -> pb.ListModelsResponse:
         # Concurrent: workers are probed once each, in parallel, however many models.
@@ -122,17 +123,17 @@ class ModelCatalogue:
             return []
 
     async def _created_on_worker(self, provider: ProviderSpec, model: ModelSpec) -> int | None:
-        """When some worker of `provider` has `model` pulled: its created time; else None."""
-        wanted = with_default_tag(model.id).lower()
-        results = await asyncio.gather(*(self._pulled_on(provider, w) for w in provider.workers))
-        for pulled in results:
-            if wanted in pulled:
-                return pulled[wanted] or self._started
+        """When some worker of `provider` has `model`: its created time; else None."""
+        probes = await asyncio.gather(*(self._probe_of(provider, w) for w in provider.workers))
+        for probe in probes:
+            created = probe.created(model.id) if probe is not None else None
+            if created is not None:
+                return created or self._started
         return None
 
-    async def _pulled_on(self, provider: ProviderSpec, worker: str) -> Pulled:
+    async def _probe_of(self, provider: ProviderSpec, worker: str) -> WorkerProbe | None:
         key = (provider.id, worker)
-        cached = self._pulled.get(key)
+        cached = self._probed.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         probe = self._probes.get(key)
@@ -142,21 +143,18 @@ class ModelCatalogue:
             probe.add_done_callback(lambda _: self._probes.pop(key, None))
         return await asyncio.shield(probe)
 
-    async def _probe(self, provider: ProviderSpec, worker: str) -> Pulled:
-        pulled: Pulled = {}
+    async def _probe(self, provider: ProviderSpec, worker: str) -> WorkerProbe | None:
+        probe: WorkerProbe | None = None
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_S):
-                listed = await adapter_for(provider.api).pulled_models(
-                    self._session, provider, worker
-                )
-            pulled = {with_default_tag(name).lower(): created for name, created in listed.items()}
+                probe = await adapter_for(provider.api).probe(self._session, provider, worker)
         except (UpstreamFailure, TimeoutError, aiohttp.ClientError, ValueError) as exc:
             log.info(
-                "worker model list unavailable",
-                extra={"worker": public_url(worker), "error": type(exc).__name__},
+                "worker probe failed",
+                extra={"worker": public_url(worker), "error": str(exc) or type(exc).__name__},
             )
-        self._pulled[(provider.id, worker)] = (time.monotonic() + self._ttl_s, pulled)
-        return pulled
+        self._probed[(provider.id, worker)] = (time.monotonic() + self._ttl_s, probe)
+        return probe
 
     async def close(self) -> None:
         for probe in list(self._probes.values()):

@@ -1,5 +1,7 @@
 """OpenAI wire objects: chat.completion, chat.completion.chunk, SSE frames, and the
 conversions between a stream of deltas and a complete answer (both ways, for the cache).
+Fields the upstream sent beyond OpenAI's core (system_fingerprint, usage details, server
+extras such as llama.cpp's `timings`) are passed through, also on cache replays.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import time
 from typing import Any
 
 from clawgate.common.errors import ApiError
-from services.chat.providers.base import Delta, Usage
+from services.chat.providers.base import Delta, Usage, extra_fields
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 DONE_FRAME = b"data: [DONE]\n\n"
@@ -50,6 +52,7 @@ class ChunkEncoder:
         self.model = model
         self.include_usage = include_usage
         self.usage: Usage | None = None
+        self.extra: dict[str, Any] = {}  # upstream fields so far, on every later chunk
         self._started = False
         self._tool_calls = False
 
@@ -59,6 +62,7 @@ class ChunkEncoder:
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
+            **self.extra,
             "choices": choices,
         }
 
@@ -72,6 +76,7 @@ class ChunkEncoder:
         return [self._chunk([self._choice({"role": "assistant", "content": ""})])]
 
     def encode(self, delta: Delta) -> list[dict[str, Any]]:
+        self.extra.update(extra_fields(delta.extra))
         if delta.usage is not None:
             self.usage = delta.usage
         chunks: list[dict[str, Any]] = []
@@ -112,8 +117,10 @@ class Aggregator:
         self.logprobs: list[dict[str, Any]] = []
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.extra: dict[str, Any] = {}
 
     def add(self, delta: Delta) -> None:
+        self.extra.update(extra_fields(delta.extra))
         self.content.append(delta.content)
         self.reasoning.append(delta.reasoning)
         self.logprobs.extend(delta.logprobs)
@@ -164,6 +171,7 @@ class Aggregator:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
+            **self.extra,
             "choices": [choice],
             "usage": usage.to_json(),
         }
@@ -180,19 +188,14 @@ def completion_to_deltas(completion: dict[str, Any]) -> list[Delta]:
     message = choice.get("message") or {}
     calls = [{"index": i, **call} for i, call in enumerate(message.get("tool_calls") or ())]
     logprobs = (choice.get("logprobs") or {}).get("content") or []
-    deltas = [
+    return [
         Delta(
             content=message.get("content") or "",
             reasoning=message.get("reasoning") or "",
             tool_calls=calls,
             logprobs=logprobs,
+            extra=extra_fields(completion),
         ),
         Delta(finish_reason=choice.get("finish_reason") or "stop"),
+        Delta(usage=Usage.from_json(completion.get("usage") or {})),
     ]
-    usage = completion.get("usage") or {}
-    deltas.append(
-        Delta(
-            usage=Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
-        )
-    )
-    return deltas

@@ -11,8 +11,15 @@ import grpc
 import redis.asyncio as redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from clawgate.common.config import API_OPENAI, ProviderSpec
+from clawgate.common.config import ProviderSpec
 from clawgate.health.v1 import health_service_pb2 as pb
+from services.chat.providers import adapter_for
+from services.chat.providers.base import (
+    UpstreamFailure,
+    UpstreamHttpError,
+    UpstreamUnreachable,
+    public_url,
+)
 
 OK, DOWN, DEGRADED = "ok", "down", "degraded"
 
@@ -65,81 +72,52 @@ def redis_check(client: redis.Redis, timeout: float) -> Callable[..., Awaitable[
     return check
 
 
-def ollama_root(provider: ProviderSpec, url: str) -> str:
-    """The server root for ollama's native API (`…/v1` is the OpenAI layer)."""
-    if provider.api == API_OPENAI and url.endswith("/v1"):
-        return url[: -len("/v1")]
-    return url
-
-
-def _same_model(a: str, b: str) -> bool:
-    # ollama names carry a tag; `llama3.2` means `llama3.2:latest`.
-    def norm(name: str) -> str:
-        return name if ":" in name else f"{name}:latest"
-
-    return norm(a) == norm(b)
-
-
 def worker_check(
     session: aiohttp.ClientSession, provider: ProviderSpec, url: str, timeout: float
 ) -> Callable[..., Awaitable[None]]:
-    root = ollama_root(provider, url)
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-
-    async def get_json(path: str) -> object | None:
-        async with session.get(root + path, timeout=client_timeout) as reply:
-            if reply.status == 404:
-                return None  # not an ollama server (or an old one)
-            reply.raise_for_status()
-            data: object = await reply.json(content_type=None)
-            return data
+    """Probe one worker through its provider's adapter (the same probe `/models` uses)."""
 
     async def check(component: pb.Component) -> None:
         worker = component.worker
-        worker.url, worker.provider = url, provider.id
+        worker.url, worker.provider = public_url(url), provider.id
         try:
-            version, tags, ps = await asyncio.gather(
-                get_json("/api/version"), get_json("/api/tags"), get_json("/api/ps")
-            )
-        except aiohttp.ClientConnectionError as exc:
-            component.status = DOWN
-            component.detail = (
-                f"cannot connect to {url}: {exc.__class__.__name__}; is ollama running?"
-            )
+            async with asyncio.timeout(timeout):
+                probe = await adapter_for(provider.api).probe(session, provider, url)
+        except UpstreamFailure as failure:
+            component.status, component.detail = DOWN, worker_failure(provider, failure)
             return
-        if isinstance(version, dict):
-            worker.version = str(version.get("version", ""))
-        pulled: list[str] = []
-        if isinstance(tags, dict):
-            pulled = [str(m.get("model") or m.get("name")) for m in tags.get("models") or []]
-        else:  # generic OpenAI-compatible server: list its models instead
-            async with session.get(url + "/models", timeout=client_timeout) as reply:
-                reply.raise_for_status()
-                data = await reply.json(content_type=None)
-            pulled = [str(m.get("id")) for m in (data.get("data") or [])]
-        worker.pulled_models.extend(pulled)
-        for model in provider.models:
-            if not any(_same_model(model.id, p) for p in pulled):
-                worker.missing_models.append(model.id)
-        if isinstance(ps, dict):
-            for m in ps.get("models") or []:
-                worker.loaded_models.append(
-                    pb.LoadedModel(
-                        name=str(m.get("model") or m.get("name")),
-                        size_bytes=float(m.get("size") or 0),
-                        size_vram_bytes=float(m.get("size_vram") or 0),
-                        context_length=int(m.get("context_length") or 0),
-                        expires_at=str(m.get("expires_at") or ""),
-                    )
+        worker.server, worker.version = probe.server, probe.version
+        worker.pulled_models.extend(probe.models)
+        missing = probe.missing(m.id for m in provider.models)
+        worker.missing_models.extend(missing)
+        for model in probe.loaded or ():
+            worker.loaded_models.append(
+                pb.LoadedModel(
+                    name=model.name,
+                    size_bytes=model.size_bytes,
+                    size_vram_bytes=model.size_vram_bytes or 0.0,
+                    context_length=model.context_length,
+                    expires_at=model.expires_at,
                 )
-        worker.vram_used_bytes = sum(m.size_vram_bytes for m in worker.loaded_models)
-        loaded = ", ".join(
-            f"{m.name} ({m.size_vram_bytes / 2**30:.1f} GiB VRAM)" for m in worker.loaded_models
-        )
-        component.detail = f"reachable; loaded: {loaded or 'none'}"
-        if worker.missing_models:
+            )
+        worker.vram_used_bytes = probe.vram_used_bytes
+        component.detail = probe.describe(missing)
+        if missing:
             component.status = DEGRADED
-            pulls = "; ".join(f"ollama pull {m}" for m in worker.missing_models)
-            component.detail += f"; models not pulled: {pulls}"
 
     return check
+
+
+def worker_failure(provider: ProviderSpec, failure: UpstreamFailure) -> str:
+    """Why a worker cannot serve, in the words chat errors use."""
+    url = public_url(failure.worker)
+    if isinstance(failure, UpstreamUnreachable):
+        return f"cannot connect to {url}: {failure.message}; check that the server is running"
+    if isinstance(failure, UpstreamHttpError) and failure.status in (401, 403):
+        return (
+            f"{url} refused the provider's API key (HTTP {failure.status}); check "
+            f"providers.{provider.id}.apiKey"
+        )
+    if isinstance(failure, UpstreamHttpError):
+        return f"{url} answered HTTP {failure.status}: {failure.message}"
+    return failure.message

@@ -17,6 +17,7 @@ from clawgate.common.errors import HTTP_STATUS_KEY
 from clawgate.common.services import BY_NAME, SERVICES
 from clawgate.health.v1 import health_service_pb2 as pb
 from clawgate.health.v1 import health_service_pb2_grpc as pb_grpc
+from services.chat.providers.base import public_url
 from services.health import checks
 
 CHECK_TIMEOUT_S = 2.0
@@ -64,7 +65,8 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
         )
         for provider, url in self._config.worker_urls():
             check = checks.worker_check(self._session, provider, url, CHECK_TIMEOUT_S)
-            jobs.append(checks.timed(f"{provider.id}:{url}", "llm_worker", True, check))
+            name = f"{provider.id}:{public_url(url)}"
+            jobs.append(checks.timed(name, "llm_worker", True, check))
         components = await asyncio.gather(*jobs)
         report = pb.HealthReport(version=__version__, components=components)
         report.checked_at.GetCurrentTime()

@@ -33,7 +33,7 @@ TARGET = Target(
             503,
             "upstream_unreachable",
             Action.RETRY,
-            [WORKER, "connection refused", "ollama serve"],
+            [WORKER, "connection refused", "baseUrl"],
         ),
         (
             UpstreamHttpError(WORKER, 404, "model 'qwen3:32b' not found"),
@@ -172,3 +172,22 @@ def test_credentials_in_a_worker_url_never_reach_the_client() -> None:
     target = Target(ProviderSpec("p", "ollama", (worker,)), ModelSpec("m", "m"), worker)
     error = to_api_error(UpstreamUnreachable(worker, "refused"), target)
     assert "hunter2" not in error.message and "http://gpu-box:11434/v1" in error.message
+
+
+def test_only_ollama_is_told_to_pull() -> None:
+    # vLLM's words for a model it does not serve: the fix is the config, not `ollama pull`.
+    vllm = UpstreamHttpError(WORKER, 404, "The model `qwen3:32b` does not exist.")
+    error = to_api_error(vllm, TARGET)
+    assert (error.status, error.code) == (404, "model_not_pulled")
+    assert "ollama" not in error.message and "model id" in error.message
+    assert classify(vllm) is Action.FAILOVER
+
+
+def test_no_ollama_advice_for_other_servers() -> None:
+    for failure in (
+        UpstreamUnreachable(WORKER, "connection failed (connection refused)"),
+        UpstreamHttpError(WORKER, 503, "Loading model"),
+        UpstreamHttpError(WORKER, 500, "boom"),
+        UpstreamStreamError(WORKER, "boom"),
+    ):
+        assert "ollama" not in to_api_error(failure, TARGET).message

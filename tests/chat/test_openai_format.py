@@ -170,3 +170,28 @@ def test_leading_think_block_moves_to_reasoning(pieces: list[str]) -> None:
 )
 def test_other_content_is_untouched(pieces: list[str], expected: tuple[str, str]) -> None:
     assert split(pieces) == expected
+
+
+def test_usage_details_and_server_extras_survive_a_cache_round_trip() -> None:
+    usage = {
+        "prompt_tokens": 20, "completion_tokens": 9, "total_tokens": 29,
+        "prompt_tokens_details": {"cached_tokens": 16},
+        "completion_tokens_details": {"reasoning_tokens": 5},
+    }  # fmt: skip
+    extra = {"system_fingerprint": "fp_x", "timings": {"predicted_n": 9}}
+    first = Aggregator()
+    for delta in (
+        Delta(content="hi", reasoning="hmm", extra={"system_fingerprint": "fp_x"}),
+        Delta(finish_reason="stop", extra={"system_fingerprint": "fp_x", "model": "/x.gguf"}),
+        Delta(usage=Usage.from_json(usage), extra=extra),
+    ):
+        first.add(delta)
+    assert first.usage is not None
+    completion = first.completion("m", first.usage)
+    assert completion["usage"] == usage
+    assert {k: completion[k] for k in extra} == extra
+    # The gateway's own fields are never overwritten by an upstream's.
+    assert completion["model"] == "m" and completion["object"] == "chat.completion"
+    replayed = stream(*completion_to_deltas(restamp(completion, "m")))
+    assert {c["system_fingerprint"] for c in replayed} == {"fp_x"}
+    assert replayed[-1]["usage"] == usage and replayed[-1]["timings"] == {"predicted_n": 9}

@@ -118,11 +118,19 @@ async def test_refused_connection_is_unreachable(
 
 
 @pytest.mark.parametrize("api", APIS)
-async def test_pulled_models(session: aiohttp.ClientSession, workers: Workers, api: str) -> None:
+async def test_probe_of_the_standin(
+    session: aiohttp.ClientSession, workers: Workers, api: str
+) -> None:
+    # Through /v1 or natively, the stand-in is found to be ollama, with its loaded models.
     spec = target(workers, api)
-    pulled = await adapter(api).pulled_models(session, spec.provider, spec.worker)
-    assert {"qwen3:32b", "llama3.2:latest", "gemma3:4b"} <= set(pulled)
-    assert all(created > 1_600_000_000 for created in pulled.values())
+    await collect(session, api, workers, max_tokens=2)  # loads qwen3:32b
+    probe = await adapter(api).probe(session, spec.provider, spec.worker)
+    assert probe.server == "ollama" and probe.version
+    assert {"qwen3:32b", "llama3.2:latest", "gemma3:4b"} <= set(probe.models)
+    assert all(created > 1_600_000_000 for created in probe.models.values())
+    assert probe.loaded is not None
+    assert [m.name for m in probe.loaded] == ["qwen3:32b"]
+    assert probe.loaded[0].size_vram_bytes and probe.vram_used_bytes > 0
 
 
 async def test_native_reasoning_effort_none_turns_thinking_off(

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'clawgate/health/v1/health_service.proto\x12\x12\x63lawgate.health.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetHealthRequest\"\xa0\x01\n\x0cHealthReport\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\nchecked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ncomponents\x18\x04 \x03(\x0b\x32\x1d.clawgate.health.v1.Component\x12\x0c\n\x04hint\x18\x05 \x01(\t\"\x9d\x01\n\tComponent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x10\n\x08\x63ritical\x18\x06 \x01(\x08\x12.\n\x06worker\x18\x07 \x01(\x0b\x32\x1e.clawgate.health.v1.WorkerInfo\"\xcf\x01\n\nWorkerInfo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\rpulled_models\x18\x04 \x03(\t\x12\x16\n\x0emissing_models\x18\x05 \x03(\t\x12\x36\n\rloaded_models\x18\x06 \x03(\x0b\x32\x1f.clawgate.health.v1.LoadedModel\x12\x17\n\x0fvram_used_bytes\x18\x07 \x01(\x01\x12\x11\n\tin_flight\x18\x08 \x01(\x05\"t\n\x0bLoadedModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x01\x12\x17\n\x0fsize_vram_bytes\x18\x03 \x01(\x01\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\x05\x12\x12\n\nexpires_at\x18\x05 \x01(\t2|\n\rHealthService\x12k\n\tGetHealth\x12$.clawgate.health.v1.GetHealthRequest\x1a .clawgate.health.v1.HealthReport\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/healthb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'clawgate/health/v1/health_service.proto\x12\x12\x63lawgate.health.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetHealthRequest\"\xa0\x01\n\x0cHealthReport\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\nchecked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ncomponents\x18\x04 \x03(\x0b\x32\x1d.clawgate.health.v1.Component\x12\x0c\n\x04hint\x18\x05 \x01(\t\"\x9d\x01\n\tComponent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x10\n\x08\x63ritical\x18\x06 \x01(\x08\x12.\n\x06worker\x18\x07 \x01(\x0b\x32\x1e.clawgate.health.v1.WorkerInfo\"\xdf\x01\n\nWorkerInfo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\rpulled_models\x18\x04 \x03(\t\x12\x16\n\x0emissing_models\x18\x05 \x03(\t\x12\x36\n\rloaded_models\x18\x06 \x03(\x0b\x32\x1f.clawgate.health.v1.LoadedModel\x12\x17\n\x0fvram_used_bytes\x18\x07 \x01(\x01\x12\x11\n\tin_flight\x18\x08 \x01(\x05\x12\x0e\n\x06server\x18\t \x01(\t\"t\n\x0bLoadedModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x01\x12\x17\n\x0fsize_vram_bytes\x18\x03 \x01(\x01\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\x05\x12\x12\n\nexpires_at\x18\x05 \x01(\t2|\n\rHealthService\x12k\n\tGetHealth\x12$.clawgate.health.v1.GetHealthRequest\x1a .clawgate.health.v1.HealthReport\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/healthb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,9 +42,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMPONENT']._serialized_start=310
   _globals['_COMPONENT']._serialized_end=467
   _globals['_WORKERINFO']._serialized_start=470
-  _globals['_WORKERINFO']._serialized_end=677
-  _globals['_LOADEDMODEL']._serialized_start=679
-  _globals['_LOADEDMODEL']._serialized_end=795
-  _globals['_HEALTHSERVICE']._serialized_start=797
-  _globals['_HEALTHSERVICE']._serialized_end=921
+  _globals['_WORKERINFO']._serialized_end=693
+  _globals['_LOADEDMODEL']._serialized_start=695
+  _globals['_LOADEDMODEL']._serialized_end=811
+  _globals['_HEALTHSERVICE']._serialized_start=813
+  _globals['_HEALTHSERVICE']._serialized_end=937
 # @@protoc_insertion_point(module_scope)

@@ -96,7 +96,7 @@ class Component(_message.Message):
     kind: _builtins.str
     """`service`, `redis`, `llm_worker` or `cache`."""
     status: _builtins.str
-    """`ok` or `down`."""
+    """`ok`, `degraded` (works, but e.g. a configured model is missing) or `down`."""
     detail: _builtins.str
     """What is wrong, or what was seen."""
     latency_ms: _builtins.float
@@ -128,7 +128,9 @@ Global___Component: _TypeAlias = Component  # noqa: Y015
 
 @_typing.final
 class WorkerInfo(_message.Message):
-    """What an LLM worker reports (ollama `/api/version`, `/api/tags`, `/api/ps`)."""
+    """What an LLM worker reports, as its provider adapter probed it (ollama: `/api/version`,
+    `/api/tags`, `/api/ps`; OpenAI-compatible servers: `/models`).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -140,19 +142,24 @@ class WorkerInfo(_message.Message):
     LOADED_MODELS_FIELD_NUMBER: _builtins.int
     VRAM_USED_BYTES_FIELD_NUMBER: _builtins.int
     IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    SERVER_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     """Base URL of the worker."""
     provider: _builtins.str
     """Provider id from the config."""
     version: _builtins.str
-    """Server version, when it tells."""
+    """Server version (ollama) or build (llama.cpp); empty when the server does not tell."""
     vram_used_bytes: _builtins.float
     """Sum of size_vram over loaded models."""
     in_flight: _builtins.int
     """Requests in flight from this gateway."""
+    server: _builtins.str
+    """What answered: `ollama`, `llama.cpp server (OpenAI-compatible)` or
+    `OpenAI-compatible server`.
+    """
     @_builtins.property
     def pulled_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Models pulled on the worker."""
+        """Models pulled on (or served by) the worker."""
 
     @_builtins.property
     def missing_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -160,7 +167,7 @@ class WorkerInfo(_message.Message):
 
     @_builtins.property
     def loaded_models(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoadedModel]:
-        """Models loaded in memory."""
+        """Models loaded in memory (empty also when the server does not report them: see detail)."""
 
     def __init__(
         self,
@@ -173,10 +180,11 @@ class WorkerInfo(_message.Message):
         loaded_models: _abc.Iterable[Global___LoadedModel] | None = ...,
         vram_used_bytes: _builtins.float = ...,
         in_flight: _builtins.int = ...,
+        server: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_flight", b"in_flight", "loaded_models", b"loaded_models", "missing_models", b"missing_models", "provider", b"provider", "pulled_models", b"pulled_models", "url", b"url", "version", b"version", "vram_used_bytes", b"vram_used_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_flight", b"in_flight", "loaded_models", b"loaded_models", "missing_models", b"missing_models", "provider", b"provider", "pulled_models", b"pulled_models", "server", b"server", "url", b"url", "version", b"version", "vram_used_bytes", b"vram_used_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -18,22 +18,49 @@ import aiohttp
 from clawgate.common.config import ModelSpec, ProviderSpec
 from services.chat.request import ChatRequest
 
+if TYPE_CHECKING:
+    from services.chat.providers.probe import WorkerProbe
+
+
+# Keys of an OpenAI answer or chunk that the gateway writes itself; any other key an
+# upstream sends (system_fingerprint, llama.cpp's timings, …) is passed through.
+OWN_KEYS = frozenset({"id", "object", "created", "model", "choices", "usage", "error"})
+USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
 
 @dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    # What else the server counted: prompt_tokens_details.cached_tokens,
+    # completion_tokens_details.reasoning_tokens, …
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def to_json(self) -> dict[str, int]:
+    @classmethod
+    def from_json(cls, usage: dict[str, Any]) -> Usage:
+        """An OpenAI usage object, details kept."""
+        return cls(
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            {k: v for k, v in usage.items() if k not in USAGE_COUNTS},
+        )
+
+    def to_json(self) -> dict[str, Any]:
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
+            **self.details,
         }
+
+
+def extra_fields(answer: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an upstream answer or chunk that the gateway passes through."""
+    return {k: v for k, v in answer.items() if k not in OWN_KEYS}
 
 
 @dataclass
@@ -48,6 +75,8 @@ class Delta:
     logprobs: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
+    # Upstream fields passed through to the answer (see OWN_KEYS).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_output(self) -> bool:
@@ -99,6 +128,10 @@ class UpstreamCut(UpstreamFailure):
     """The answer ended without its proper end (no finish, no [DONE], no done:true)."""
 
 
+class UpstreamWrongApi(UpstreamFailure):
+    """The worker does not serve the API its provider's `api` names (a config mistake)."""
+
+
 class UpstreamTimeout(UpstreamFailure):
     """No first token in time, or the request deadline passed."""
 
@@ -116,10 +149,11 @@ class ProviderAdapter(Protocol):
         """Deltas of one answer; ends after a finish (and usage, when the server sends it)."""
         ...
 
-    async def pulled_models(
+    async def probe(
         self, session: aiohttp.ClientSession, provider: ProviderSpec, worker: str
-    ) -> dict[str, int]:
-        """Models present on the worker: name → created (Unix seconds)."""
+    ) -> WorkerProbe:
+        """What the worker is, serves and has loaded; raises UpstreamFailure (with
+        UpstreamWrongApi when it does not serve this API at all)."""
         ...
 
 

@@ -19,6 +19,7 @@ from services.chat.providers.base import (
     UpstreamCut,
     UpstreamHttpError,
     UpstreamUnreachable,
+    public_url,
 )
 
 ERROR_BODY_LIMIT = 64 * 1024
@@ -51,15 +52,22 @@ async def open_stream(
         response.release()
 
 
-async def get_json(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> Any:
-    """GET a small JSON document (model lists); failures raise like open_stream's."""
+async def get_json(
+    session: aiohttp.ClientSession, worker: str, url: str, headers: dict[str, str]
+) -> Any:
+    """GET a small JSON document (probes); failures raise like open_stream's, and a body
+    that is not JSON as an UpstreamHttpError with status 200."""
     try:
         async with session.get(url, headers=headers) as response:
             if response.status != 200:
-                raise await http_error(url, response)
-            return await response.json(content_type=None)
+                raise await http_error(worker, response)
+            try:
+                return await response.json(content_type=None)
+            except ValueError as exc:
+                message = f"GET {public_url(url)} did not answer JSON"
+                raise UpstreamHttpError(worker, 200, message) from exc
     except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
-        raise UpstreamUnreachable(url, describe_connect_error(exc)) from exc
+        raise UpstreamUnreachable(worker, describe_connect_error(exc)) from exc
 
 
 def describe_connect_error(exc: BaseException) -> str:

@@ -12,23 +12,26 @@ import re
 import secrets
 import string
 from collections.abc import AsyncGenerator
-from datetime import datetime
 from typing import Any
 
 import aiohttp
 
-from clawgate.common.config import ProviderSpec
+from clawgate.common.config import API_OLLAMA, ProviderSpec
 from clawgate.common.errors import invalid
 from services.chat.providers.base import (
     Delta,
     Target,
     UpstreamCut,
+    UpstreamHttpError,
     UpstreamStreamError,
     Usage,
     bearer_headers,
     stream_item,
 )
-from services.chat.providers.http import READ_ERRORS, cut, get_json, open_stream
+from services.chat.providers.error_texts import named
+from services.chat.providers.http import READ_ERRORS, cut, open_stream
+from services.chat.providers.ollama_probe import native_root, probe_native
+from services.chat.providers.probe import WorkerProbe
 from services.chat.providers.think_tags import ThinkTagSplitter
 from services.chat.request import ChatRequest
 
@@ -39,11 +42,6 @@ _DATA_URL = re.compile(r"^data:image/[A-Za-z0-9.+-]+;base64,(?P<data>.+)$", re.D
 _ID_CHARS = string.ascii_lowercase + string.digits
 
 
-def native_root(worker: str) -> str:
-    """The server root; a `/v1` copied from an OpenAI-style baseUrl is tolerated."""
-    return worker[: -len("/v1")] if worker.endswith("/v1") else worker
-
-
 class OllamaNativeAdapter:
     async def stream(
         self, session: aiohttp.ClientSession, target: Target, request: ChatRequest
@@ -51,36 +49,29 @@ class OllamaNativeAdapter:
         url = f"{native_root(target.worker)}/api/chat"
         body = native_body(target, request)
         state = _LineState()
-        async with open_stream(
-            session, target.worker, url, body, bearer_headers(target.provider)
-        ) as response:
-            try:
-                async for line in response.content:
-                    if not line.strip():
-                        continue
-                    for delta in state.read(target.worker, line):
-                        yield delta
-                    if state.done:
-                        break
-            except READ_ERRORS as exc:
-                raise cut(target.worker, exc) from exc
+        try:
+            async with open_stream(
+                session, target.worker, url, body, bearer_headers(target.provider)
+            ) as response:
+                try:
+                    async for line in response.content:
+                        if not line.strip():
+                            continue
+                        for delta in state.read(target.worker, line):
+                            yield delta
+                        if state.done:
+                            break
+                except READ_ERRORS as exc:
+                    raise cut(target.worker, exc) from exc
+        except UpstreamHttpError as exc:
+            raise named(exc, API_OLLAMA) from None
         if not state.done:
             raise UpstreamCut(target.worker, "the answer ended before it was finished")
 
-    async def pulled_models(
+    async def probe(
         self, session: aiohttp.ClientSession, provider: ProviderSpec, worker: str
-    ) -> dict[str, int]:
-        listing = await get_json(
-            session, f"{native_root(worker)}/api/tags", bearer_headers(provider)
-        )
-        models: dict[str, int] = {}
-        for entry in (listing or {}).get("models") or ():
-            if not isinstance(entry, dict):
-                continue
-            name = entry.get("model") or entry.get("name")
-            if isinstance(name, str):
-                models[name] = _unix(entry.get("modified_at"))
-        return models
+    ) -> WorkerProbe:
+        return await probe_native(session, provider, worker)
 
 
 def native_body(target: Target, request: ChatRequest) -> dict[str, Any]:
@@ -232,14 +223,3 @@ class _LineState:
                 else json.dumps(arguments, ensure_ascii=False),
             },
         }
-
-
-def _unix(stamp: Any) -> int:
-    """RFC 3339 (nanosecond fractions allowed) → Unix seconds; 0 when unreadable."""
-    if not isinstance(stamp, str):
-        return 0
-    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", stamp).replace("Z", "+00:00")
-    try:
-        return int(datetime.fromisoformat(trimmed).timestamp())
-    except ValueError:
-        return 0

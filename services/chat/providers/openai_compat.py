@@ -14,17 +14,22 @@ from typing import Any
 
 import aiohttp
 
-from clawgate.common.config import ProviderSpec
+from clawgate.common.config import API_OPENAI, ProviderSpec
 from services.chat.providers.base import (
     Delta,
     Target,
     UpstreamCut,
+    UpstreamHttpError,
     UpstreamStreamError,
     Usage,
     bearer_headers,
+    extra_fields,
     stream_item,
 )
-from services.chat.providers.http import READ_ERRORS, cut, get_json, open_stream
+from services.chat.providers.error_texts import named
+from services.chat.providers.http import READ_ERRORS, cut, open_stream
+from services.chat.providers.openai_probe import probe_openai
+from services.chat.providers.probe import WorkerProbe
 from services.chat.providers.sse import sse_data
 from services.chat.providers.think_tags import ThinkTagSplitter
 from services.chat.request import ChatRequest
@@ -43,31 +48,28 @@ class OpenAICompatAdapter:
         }
         url = f"{target.worker}/chat/completions"
         state = _StreamState()
-        async with open_stream(
-            session, target.worker, url, body, bearer_headers(target.provider)
-        ) as response:
-            try:
-                async for data in sse_data(response.content):
-                    if data.strip() == "[DONE]":
-                        state.done = True
-                        break
-                    for delta in state.read(target.worker, data):
-                        yield delta
-            except READ_ERRORS as exc:
-                raise cut(target.worker, exc) from exc
+        try:
+            async with open_stream(
+                session, target.worker, url, body, bearer_headers(target.provider)
+            ) as response:
+                try:
+                    async for data in sse_data(response.content):
+                        if data.strip() == "[DONE]":
+                            state.done = True
+                            break
+                        for delta in state.read(target.worker, data):
+                            yield delta
+                except READ_ERRORS as exc:
+                    raise cut(target.worker, exc) from exc
+        except UpstreamHttpError as exc:
+            raise named(exc, API_OPENAI) from None
         if not state.done or state.finish_reason is None:
             raise UpstreamCut(target.worker, "the answer ended before it was finished")
 
-    async def pulled_models(
+    async def probe(
         self, session: aiohttp.ClientSession, provider: ProviderSpec, worker: str
-    ) -> dict[str, int]:
-        listing = await get_json(session, f"{worker}/models", bearer_headers(provider))
-        models: dict[str, int] = {}
-        for entry in (listing or {}).get("data") or ():  # ollama sends data:null when empty
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                created = entry.get("created")
-                models[entry["id"]] = created if isinstance(created, int) else 0
-        return models
+    ) -> WorkerProbe:
+        return await probe_openai(session, provider, worker)
 
 
 class _StreamState:
@@ -78,6 +80,7 @@ class _StreamState:
         self.finish_reason: str | None = None
         self._think = ThinkTagSplitter()
         self._tool_index = 0
+        self._pending_extra: dict[str, Any] = {}
 
     def read(self, worker: str, data: str) -> list[Delta]:
         chunk = stream_item(worker, data, "stream chunk")
@@ -90,14 +93,17 @@ class _StreamState:
             deltas.extend(self._choice(choice))
         usage = chunk.get("usage")
         if isinstance(usage, dict) and "prompt_tokens" in usage:
-            deltas.append(
-                Delta(
-                    usage=Usage(
-                        int(usage.get("prompt_tokens") or 0),
-                        int(usage.get("completion_tokens") or 0),
-                    )
-                )
-            )
+            deltas.append(Delta(usage=Usage.from_json(usage)))
+        extra = extra_fields(chunk)
+        if not deltas:
+            # e.g. llama.cpp's role chunk: its fingerprint rides on the next delta (an
+            # empty delta would count as the first token, which ends retries).
+            self._pending_extra.update(extra)
+            return []
+        if self._pending_extra:
+            extra, self._pending_extra = {**self._pending_extra, **extra}, {}
+        for delta in deltas:
+            delta.extra = extra
         return deltas
 
     def _choice(self, choice: dict[str, Any]) -> list[Delta]:
