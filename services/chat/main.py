@@ -10,6 +10,7 @@ import grpc
 from clawgate.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from clawgate.common import logging as clawgate_logging
 from clawgate.common.auth import Authenticator
+from clawgate.common.auth_throttle import FailedAuthLimiter
 from clawgate.common.config import ChatSettings, Config, load_config
 from clawgate.common.server import serve
 from services.chat.agent_resolver import AgentResolver
@@ -55,7 +56,8 @@ async def run(config: Config) -> None:
         name="chat",
         address=config.services.chat,
         register=register,
-        auth=Authenticator.from_env(),
+        auth=Authenticator.from_env(extra=config.auth.tokens),
+        throttle=FailedAuthLimiter.from_config(config),
         on_stop=[close],
     )
 

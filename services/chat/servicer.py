@@ -25,9 +25,9 @@ from google.protobuf.message import Message
 
 from clawgate.chat.v1 import chat_service_pb2 as pb
 from clawgate.chat.v1 import chat_service_pb2_grpc as pb_grpc
-from clawgate.common.auth import Authenticator, bearer_token
 from clawgate.common.config import ChatSettings
 from clawgate.common.errors import ApiError, internal, invalid
+from clawgate.common.tokens import current_principal
 from services.chat.cache import PromptCache
 from services.chat.cache_key import parse_cache_control
 from services.chat.models import ModelCatalogue
@@ -45,8 +45,6 @@ TIMEOUT_HEADER = "x-request-timeout"
 
 Context = grpc.aio.ServicerContext[Any, Any]
 M = TypeVar("M", bound=Message)
-
-_token_ids = Authenticator(())  # token_id() needs no configured tokens
 
 
 def call_options(context: Context, settings: ChatSettings) -> CallOptions:
@@ -68,10 +66,10 @@ def call_options(context: Context, settings: ChatSettings) -> CallOptions:
     remaining = context.time_remaining()
     if remaining is not None:  # a gRPC deadline always wins when it is shorter
         deadline = min(deadline, remaining)
-    token = bearer_token(metadata)
+    principal = current_principal.get()
     return CallOptions(
         metadata=metadata,
-        token_id=_token_ids.token_id(token) if token else None,
+        token_id=principal.tenant if principal is not None else None,
         cache_control=parse_cache_control([v for k, v in metadata if k == "cache-control"]),
         deadline_s=deadline,
     )
