@@ -17,6 +17,7 @@ from services.chat.agent_resolver import AgentResolver
 from services.chat.cache import PromptCache
 from services.chat.models import ModelCatalogue
 from services.chat.pipeline import Pipeline
+from services.chat.rate_limit import RateLimiter
 from services.chat.servicer import SERVICE_NAME, ChatServicer
 
 # Long answers stream one line per token; a tool call or error body can be a long line.
@@ -40,7 +41,8 @@ async def run(config: Config) -> None:
     resolver = AgentResolver(config.services.agents)
     pipeline = Pipeline(config, session, cache=cache, resolver=resolver)
     catalogue = ModelCatalogue(config, session, resolver)
-    servicer = ChatServicer(pipeline, catalogue, cache)
+    limits = RateLimiter.from_config(config)
+    servicer = ChatServicer(pipeline, catalogue, cache, limits)
 
     def register(server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_ChatServiceServicer_to_server(servicer, server)
@@ -50,6 +52,7 @@ async def run(config: Config) -> None:
         await catalogue.close()
         await resolver.close()
         await cache.close()
+        await limits.close()
         await session.close()
 
     await serve(
