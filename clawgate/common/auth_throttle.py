@@ -20,6 +20,7 @@ from clawgate.common.errors import ApiError
 
 log = logging.getLogger("clawgate.auth")
 
+CLIENT_ADDRESS_HEADER = "x-clawgate-client-address"  # see launcher/envoy_config.py
 # Redis must answer quickly; an auth check never waits on a slow Redis.
 OP_TIMEOUT_S = 0.1
 # Log "Redis down" at most this often.
@@ -34,11 +35,11 @@ return n
 
 
 def client_address(metadata: list[tuple[str, str]], peer: str) -> str:
-    """The caller's address: the last `x-forwarded-for` hop (Envoy appends the peer it
-    saw), else the gRPC peer (`ipv4:1.2.3.4:5678` → `1.2.3.4`)."""
+    """The caller's address: what Envoy saw (`x-clawgate-client-address`, which Envoy
+    overwrites on every request), else the gRPC peer (`ipv4:1.2.3.4:5678` → `1.2.3.4`)."""
     for key, value in metadata:
-        if key == "x-forwarded-for" and value.strip():
-            return value.split(",")[-1].strip()[:64]
+        if key == CLIENT_ADDRESS_HEADER and value.strip():
+            return value.strip()[:64]
     kind, _, rest = peer.partition(":")
     if kind == "ipv6":
         return rest.rsplit(":", 1)[0].strip("[]")
