@@ -3,8 +3,9 @@ started once for the tenancy tests; every call goes through Envoy as a user's wo
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def unique(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def _config(urls: dict[str, str]) -> dict[str, Any]:
+def _config(urls: dict[str, str], failed_auth: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "providers": {
             "my-ollama": {
@@ -83,18 +84,18 @@ def _config(urls: dict[str, str]) -> dict[str, Any]:
                 "streamer": {"requestsPerMinute": 0, "tokensPerMinute": 0,
                              "concurrentStreams": STREAMS_MAX},
             },
+            "failedAuth": dict(failed_auth),
         },
     }  # fmt: skip
 
 
-@pytest.fixture(scope="package")
-def tenancy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenancy]:
-    state = tmp_path_factory.mktemp("tenancy")
+@contextlib.contextmanager
+def tenancy_stack(state: Path, failed_auth: Mapping[str, Any]) -> Iterator[Tenancy]:
     bob = generate_token()
     plan = local_plan(
         state,
         {"main": (MODEL,)},
-        _config,
+        lambda urls: _config(urls, failed_auth),
         extra_env={"TENANCY_BOB_TOKEN": bob},
     )
     tokens = {"admin": plan.token_file.read_text().split()[0], "bob": bob}
@@ -115,3 +116,10 @@ def tenancy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenancy]:
         yield Tenancy(running, callers)
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="package")
+def tenancy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenancy]:
+    # Every test calls from 127.0.0.1: failed attempts must not lock the others out.
+    with tenancy_stack(tmp_path_factory.mktemp("tenancy"), {"attempts": 0}) as running:
+        yield running
