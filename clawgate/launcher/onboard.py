@@ -16,10 +16,10 @@ from typing import Any
 
 from clawgate.common.auth import ensure_token_file
 from clawgate.common.config import API_OLLAMA, Config, load_config
+from clawgate.common.supervision import status_path
 from clawgate.launcher.processes import StartError, free_port, port_open
 from clawgate.launcher.stack import Stack, StackPlan, StandinPlan, write_json
-
-MAX_RESTARTS = 5
+from clawgate.launcher.supervisor import PolicyError, RestartPolicy, Supervisor
 
 
 def say(message: str = "") -> None:
@@ -147,30 +147,21 @@ def health_summary(stack: Stack) -> str:
     return "\n".join(lines)
 
 
-def supervise(stack: Stack, stop: threading.Event) -> int:
-    """Report and restart children that die, until asked to stop."""
-    restarts: dict[str, int] = {}
+def supervise(stack: Stack, stop: threading.Event, policy: RestartPolicy) -> int:
+    """Restart children that die (see supervisor.py) until asked to stop."""
+    supervisor = Supervisor(stack, policy, say, status_path(stack.plan.state_dir))
+    supervisor.publish()
     while not stop.wait(0.5):
-        for name, code in stack.dead_children().items():
-            say(f"!! {name} exited with code {code}; last log lines:")
-            say(stack.children[name].log_tail(15))
-            restarts[name] = restarts.get(name, 0) + 1
-            if restarts[name] > MAX_RESTARTS:
-                say(f"!! {name} keeps dying; stopping the gateway. Logs: {stack.plan.logs}")
-                return 1
-            say(f".. restarting {name} ({restarts[name]}/{MAX_RESTARTS})")
-            try:
-                stack.restart(name)
-            except StartError as err:
-                say(f"!! could not restart {name}: {err}")
+        supervisor.tick()
     return 0
 
 
 def onboard(demo: bool = False, config_path: str | None = None) -> int:
     config = load_config(config_path)
     try:
+        policy = RestartPolicy.from_env()
         plan, notes = plan_stack(config, demo=demo)
-    except StartError as err:
+    except (StartError, PolicyError) as err:
         say(f"cannot start: {err}")
         return 1
     for note in notes:
@@ -197,7 +188,7 @@ def onboard(demo: bool = False, config_path: str | None = None) -> int:
             f"\ntry: curl -H 'Authorization: Bearer {stack.token}' {stack.rest_url}/api/v1/models\n"
             "Ctrl-C stops everything."
         )
-        code = supervise(stack, stop)
+        code = supervise(stack, stop, policy)
     except StartError as err:
         say(f"cannot start: {err}")
         code = 1

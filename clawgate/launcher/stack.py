@@ -212,8 +212,7 @@ class Stack:
             addr = getattr(self.plan.addrs, name)
             return lambda: grpc_serving(addr, GRPC_SERVICE[name])
         if name == "envoy":
-            clusters = tuple(c for c, _ in envoy_config.SERVICES)
-            return lambda: envoy_clusters_healthy(self.plan.admin_port, clusters)
+            return lambda: envoy_clusters_healthy(self.plan.admin_port, self._running_clusters())
         if name.startswith("standin:"):
             url = self.standins[name.removeprefix("standin:")] + "/"
             return lambda: http_ok(url)
@@ -243,17 +242,26 @@ class Stack:
     def restart(self, name: str) -> None:
         self.stop(name)
         self.start(name)
-        if name != "envoy" and "envoy" in self.children:
-            self.wait_envoy_healthy()
+        if name in SERVICE_NAMES and self.children.get("envoy", None) is not None:
+            self.wait_envoy_healthy((name,))
 
-    def wait_envoy_healthy(self, timeout: float = 15.0) -> None:
-        clusters = tuple(c for c, _ in envoy_config.SERVICES)
+    def _running_clusters(self) -> tuple[str, ...]:
+        """Envoy's clusters whose service is running (one left down must not keep Envoy
+        from being ready)."""
+        return tuple(
+            c for c, _ in envoy_config.SERVICES if c not in self.children or self.children[c].alive
+        )
+
+    def wait_envoy_healthy(
+        self, clusters: tuple[str, ...] | None = None, timeout: float = 15.0
+    ) -> None:
+        wanted = clusters or tuple(c for c, _ in envoy_config.SERVICES)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if envoy_clusters_healthy(self.plan.admin_port, clusters):
+            if envoy_clusters_healthy(self.plan.admin_port, wanted):
                 return
             time.sleep(0.1)
-        raise StartError("Envoy does not see every service healthy")
+        raise StartError(f"Envoy does not see {', '.join(wanted)} healthy")
 
     def dead_children(self) -> dict[str, int | None]:
         """Children that exited on their own (the launcher reports them)."""

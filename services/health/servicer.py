@@ -14,6 +14,7 @@ from clawgate import __version__
 from clawgate.common.auth import Authenticator, AuthResult, auth_error
 from clawgate.common.config import Config
 from clawgate.common.errors import HTTP_STATUS_KEY
+from clawgate.common.supervision import down_reasons
 from clawgate.health.v1 import health_service_pb2 as pb
 from clawgate.health.v1 import health_service_pb2_grpc as pb_grpc
 from services.health import checks
@@ -67,6 +68,8 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
             check = checks.worker_check(self._session, provider, url, CHECK_TIMEOUT_S)
             jobs.append(checks.timed(f"{provider.id}:{url}", "llm_worker", True, check))
         components = await asyncio.gather(*jobs)
+        launcher_notes = await asyncio.to_thread(down_reasons, self._config.state_dir)
+        checks.explain_down(components, launcher_notes)
         report = pb.HealthReport(version=__version__, components=components)
         report.checked_at.GetCurrentTime()
         report.status = overall_status(components)
