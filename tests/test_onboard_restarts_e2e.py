@@ -104,9 +104,11 @@ def test_a_crash_looping_chat_is_left_down_while_the_rest_serves(onboarded: Onbo
     for _ in range(MAX_RESTARTS + 1):
         pid = wait_for(
             "chat running",
-            lambda: (c := run.child("chat")).get("state") == "running"
-            and c.get("pid") not in killed
-            and c.get("pid"),
+            lambda: (
+                (c := run.child("chat")).get("state") == "running"
+                and c.get("pid") not in killed
+                and c.get("pid")
+            ),
         )
         os.kill(int(pid), signal.SIGKILL)
         killed.add(int(pid))
@@ -116,7 +118,8 @@ def test_a_crash_looping_chat_is_left_down_while_the_rest_serves(onboarded: Onbo
     # Envoy, the registry and health keep answering; the gateway process is still up.
     assert run.process.poll() is None
     agent = {"name": "survivor", "model": "qwen3:32b"}
-    created = requests.post(run.base + "/api/v1/agents", headers=run.headers, json=agent, timeout=10)
+    agents_url = run.base + "/api/v1/agents"
+    created = requests.post(agents_url, headers=run.headers, json=agent, timeout=10)
     assert created.status_code == 200, created.text
     assert requests.get(run.base + "/api/v1/agents", headers=run.headers, timeout=10).ok
     health = requests.get(run.base + "/api/v1/health", headers=run.headers, timeout=10)
