@@ -108,11 +108,16 @@ class Authenticator:
     """Checks bearer tokens against the configured set and names the caller."""
 
     def __init__(
-        self, tokens: Iterable[str | TokenSpec], *, token_file: Path | None = None
+        self,
+        tokens: Iterable[str | TokenSpec],
+        *,
+        token_file: Path | None = None,
+        reload_every_s: float = RELOAD_CHECK_S,
     ) -> None:
         self._fixed = [t if isinstance(t, TokenSpec) else TokenSpec("admin", t) for t in tokens]
         self._file = token_file
         self._file_stamp: tuple[int, int] | None = None
+        self._reload_every_s = reload_every_s
         self._checked_at = 0.0
         self._index: list[tuple[bytes, Principal]] = []
         self._load(self._read_file())
@@ -157,7 +162,7 @@ class Authenticator:
         if self._file is None:
             return
         now = time.monotonic()
-        if now - self._checked_at < RELOAD_CHECK_S:
+        if now - self._checked_at < self._reload_every_s:
             return
         self._checked_at = now
         try:

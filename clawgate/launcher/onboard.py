@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from clawgate.common.auth import ensure_token_file
+from clawgate.common.auth import ensure_token_file, read_token_file
 from clawgate.common.config import API_OLLAMA, Config, load_config
 from clawgate.common.supervision import status_path
 from clawgate.launcher.processes import StartError, free_port, port_open
@@ -68,7 +68,7 @@ def plan_stack(config: Config, *, demo: bool) -> tuple[StackPlan, list[str]]:
     """Decide ports, Redis and workers; returns the plan and notes for the user."""
     notes: list[str] = []
     state = Path(config.state_dir).resolve()
-    token_file = Path(os.environ.get("CLAWGATE_TOKEN_FILE", state / "token"))
+    token_file = token_file_path(config)
     ensure_token_file(token_file)
 
     if port_open(config.gateway.host if config.gateway.host != "0.0.0.0" else "127.0.0.1",
@@ -199,14 +199,19 @@ def onboard(demo: bool = False, config_path: str | None = None) -> int:
     return code
 
 
+def token_file_path(config: Config) -> Path:
+    """$CLAWGATE_TOKEN_FILE, else `<state_dir>/token` (what onboard creates)."""
+    default = Path(config.state_dir).resolve() / "token"
+    return Path(os.environ.get("CLAWGATE_TOKEN_FILE", default))
+
+
 def print_token(config_path: str | None = None) -> int:
     if os.environ.get("CLAWGATE_TOKEN"):
         print(os.environ["CLAWGATE_TOKEN"].split(",")[0])
         return 0
-    config = load_config(config_path)
-    path = Path(os.environ.get("CLAWGATE_TOKEN_FILE", Path(config.state_dir) / "token"))
+    path = token_file_path(load_config(config_path))
     if not path.is_file():
         print("no gateway token yet: run `clawgate onboard` (or `make up`) first", file=sys.stderr)
         return 1
-    print(path.read_text(encoding="utf-8").split()[0])
+    print(read_token_file(path)[0])
     return 0

@@ -6,6 +6,11 @@ config `auth.tokens`), and against the admin token the launcher writes.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -147,3 +152,37 @@ def test_idempotency_keys_are_per_token(tenancy: Tenancy) -> None:
                      headers={"Idempotency-Key": key})  # fmt: skip
     assert other.status_code == 200, other.text
     assert other.json()["id"] != first.json()["id"] and other.json()["owner"] == "bob"
+
+
+# -- token management ------------------------------------------------------------------
+def test_tokens_created_and_revoked_with_the_cli_work_without_a_restart(
+    tenancy: Tenancy,
+) -> None:
+    env = {**os.environ, "CLAWGATE_TOKEN_FILE": str(tenancy.stack.plan.token_file)}
+
+    def clawgate(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "clawgate.cli", "token", *args],
+                              env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+
+    created = clawgate("--create", "carol", "--scopes", "chat,agents:read")
+    assert created.returncode == 0, created.stderr
+    carol = Caller("carol", created.stdout.strip(), tenancy["admin"].base)
+    listed = clawgate("--list").stdout
+    assert "carol\tagents:read,chat" in listed and carol.token not in listed
+    refused = clawgate("--create", "dave", "--scopes", "root")
+    assert refused.returncode == 2 and "unknown scope root" in refused.stderr
+
+    def status() -> int:
+        return carol.call("GET", "/api/v1/agents").status_code
+
+    wait_until(lambda: status() == 200)  # the services re-read the token file
+    assert error_of(carol.call("POST", "/api/v1/agents", json={"name": unique()}), 403)
+    assert clawgate("--revoke", "carol").returncode == 0
+    wait_until(lambda: status() == 401)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
