@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
 
 from clawgate.common.auth import append_token_line, generate_token
 from clawgate.launcher.stack import Stack, local_plan
@@ -21,6 +22,7 @@ CHAT_PATH = "/api/v1/chat/completions"
 # Limits of the tokens the rate-limit tests use (everyone else gets the default).
 LIMITED_RPM = 3
 STREAMS_MAX = 1
+FAILED_AUTH_ATTEMPTS = 5
 
 
 @dataclass
@@ -30,17 +32,34 @@ class Caller:
     name: str
     token: str
     base: str
+    session: requests.Session = field(default_factory=requests.Session)
 
     def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         kwargs.setdefault("timeout", 30)
-        return requests.request(method, self.base + path, headers=headers, **kwargs)
+        return self.session.request(method, self.base + path, headers=headers, **kwargs)
+
+    def from_address(self, address: str) -> Caller:
+        """The same token calling from another loopback address (127.0.0.0/8)."""
+        session = requests.Session()
+        session.mount("http://", SourceAddressAdapter(address))
+        return Caller(self.name, self.token, self.base, session)
 
     def chat(self, content: str, **extra: Any) -> requests.Response:
         headers = extra.pop("headers", {})
         body = {"model": extra.pop("model", MODEL), "max_tokens": 20,
                 "messages": [{"role": "user", "content": content}], **extra}  # fmt: skip
         return self.call("POST", CHAT_PATH, json=body, headers=headers)
+
+
+class SourceAddressAdapter(HTTPAdapter):
+    def __init__(self, address: str) -> None:
+        self._address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self._address, 0)
+        super().init_poolmanager(*args, **kwargs)
 
 
 @dataclass
@@ -120,6 +139,8 @@ def tenancy_stack(state: Path, failed_auth: Mapping[str, Any]) -> Iterator[Tenan
 
 @pytest.fixture(scope="package")
 def tenancy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenancy]:
-    # Every test calls from 127.0.0.1: failed attempts must not lock the others out.
-    with tenancy_stack(tmp_path_factory.mktemp("tenancy"), {"attempts": 0}) as running:
+    # The failed-auth test calls from its own address (127.0.0.2), so it locks out no one
+    # else; the other tests send a bad token rarely, from 127.0.0.1.
+    settings = {"attempts": FAILED_AUTH_ATTEMPTS, "windowSeconds": 60}
+    with tenancy_stack(tmp_path_factory.mktemp("tenancy"), settings) as running:
         yield running
