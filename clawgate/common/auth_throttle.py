@@ -8,23 +8,13 @@ logged): tokens are still checked, so this fails open only for the throttle, nev
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from clawgate.common.config import Config
 from clawgate.common.errors import ApiError
-
-log = logging.getLogger("clawgate.auth")
+from clawgate.common.fail_open import FailOpen
 
 CLIENT_ADDRESS_HEADER = "x-clawgate-client-address"  # see launcher/envoy_config.py
-# Redis must answer quickly; an auth check never waits on a slow Redis.
-OP_TIMEOUT_S = 0.1
-# Log "Redis down" at most this often.
-WARN_EVERY_S = 30.0
 
 # KEYS: counter; ARGV: window ms → count after this failure
 _RECORD = """
@@ -55,7 +45,7 @@ class FailedAuthLimiter:
         self._attempts = attempts
         self._window_s = window_s
         self._record = client.register_script(_RECORD)
-        self._warned_at = -WARN_EVERY_S
+        self._guard = FailOpen("failed-auth limit")
 
     @classmethod
     def from_config(cls, config: Config) -> FailedAuthLimiter:
@@ -74,39 +64,21 @@ class FailedAuthLimiter:
         """Seconds until `address` may try again, or None when it may try now."""
         if self._attempts <= 0:
             return None
-        try:
-            async with asyncio.timeout(OP_TIMEOUT_S):
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.get(self._key(address))
-                pipe.pttl(self._key(address))
-                count, ttl_ms = await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._warn(exc)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(self._key(address))
+        pipe.pttl(self._key(address))
+        reply = await self._guard.run(pipe.execute)
+        if reply is None or reply[0] is None or int(reply[0]) < self._attempts:
             return None
-        if count is None or int(count) < self._attempts:
-            return None
-        return max(int(ttl_ms), 1000) / 1000
+        return max(int(reply[1]), 1000) / 1000
 
     async def record_failure(self, address: str) -> None:
-        if self._attempts <= 0:
-            return
-        window_ms = int(self._window_s * 1000)
-        try:
-            async with asyncio.timeout(OP_TIMEOUT_S):
-                await self._record(keys=[self._key(address)], args=[window_ms])
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._warn(exc)
+        if self._attempts > 0:
+            window_ms = int(self._window_s * 1000)
+            await self._guard.run(lambda: self._record(keys=[self._key(address)], args=[window_ms]))
 
     async def close(self) -> None:
         await self._redis.aclose()
-
-    def _warn(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        if now - self._warned_at >= WARN_EVERY_S:
-            self._warned_at = now
-            log.warning(
-                "failed-auth limit skipped: Redis unavailable", extra={"error": type(exc).__name__}
-            )
 
 
 def too_many_failures(retry_after: float) -> ApiError:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import math
 import secrets
 import time
@@ -25,18 +24,14 @@ from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from clawgate.common.config import AuthSettings, Config, RateLimits
 from clawgate.common.errors import ApiError
+from clawgate.common.fail_open import FailOpen
 from clawgate.common.tokens import Principal, current_principal
 from services.chat.pipeline import Exchange
 
-log = logging.getLogger("clawgate.chat.rate_limit")
-
 WINDOW_MS = 60_000
-OP_TIMEOUT_S = 0.1
-WARN_EVERY_S = 30.0
 Headers = tuple[tuple[str, str], ...]
 
 # The `x-ratelimit-*` headers of the current call, sent with the response's first bytes.
@@ -141,7 +136,7 @@ class RateLimiter:
         self._admit = client.register_script(_ADMIT)
         self._settle = client.register_script(_SETTLE)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._warned_at = -WARN_EVERY_S
+        self._guard = FailOpen("rate limits")
 
     @classmethod
     def from_config(cls, config: Config) -> RateLimiter:
@@ -174,12 +169,10 @@ class RateLimiter:
             limits.requests_per_minute, limits.tokens_per_minute, limits.concurrent_streams,
             now_ms, WINDOW_MS, request_id, "1" if stream else "0", self._stream_max_age_ms,
         ]  # fmt: skip
-        try:
-            async with asyncio.timeout(OP_TIMEOUT_S):
-                verdict, requests, tokens, _ = await self._admit(keys=keys, args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._warn(exc)
+        reply = await self._guard.run(lambda: self._admit(keys=keys, args=args))
+        if reply is None:
             return
+        verdict, requests, tokens, _ = reply
         reset_s = ((window + 1) * WINDOW_MS - now_ms) / 1000
         counts = Window(limits, int(requests), int(tokens), reset_s)
         verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
@@ -211,24 +204,13 @@ class RateLimiter:
             return
         window = int(time.time() * 1000) // WINDOW_MS
         _, tokens_key, streams_key = self._keys(principal, window)
-        try:
-            async with asyncio.timeout(1.0):
-                keys = [tokens_key, streams_key]
-                await self._settle(keys=keys, args=[used, WINDOW_MS, request_id])
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._warn(exc)
+        keys = [tokens_key, streams_key]
+        await self._guard.run(lambda: self._settle(keys=keys, args=[used, WINDOW_MS, request_id]))
 
     async def close(self) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=2.0)
         await self._redis.aclose()
-
-    def _warn(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        if now - self._warned_at >= WARN_EVERY_S:
-            self._warned_at = now
-            error = type(exc).__name__
-            log.warning("rate limits skipped: Redis unavailable", extra={"error": error})
 
 
 def _refusal(verdict: str, principal: Principal, limits: RateLimits, counts: Window) -> RateLimited:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from clawgate.common.supervision import down_reasons
+from clawgate.launcher.stack import Stack
 from clawgate.launcher.supervisor import PolicyError, RestartPolicy, Supervisor
 
 
@@ -36,8 +37,9 @@ class FakeStack:
 def run(tmp_path: Path, policy: RestartPolicy) -> tuple[FakeStack, Supervisor, list[float]]:
     stack = FakeStack(tmp_path)
     now = [0.0]
-    supervisor = Supervisor(stack, policy, lambda _: None, tmp_path / "supervisor.json",
-                            clock=lambda: now[0])  # type: ignore[arg-type]  # fmt: skip
+    fake = cast(Stack, stack)
+    supervisor = Supervisor(fake, policy, lambda _: None, tmp_path / "supervisor.json",
+                            clock=lambda: now[0])  # fmt: skip
     return stack, supervisor, now
 
 
