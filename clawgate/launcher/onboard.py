@@ -17,6 +17,7 @@ from typing import Any
 from clawgate.common.auth import ensure_token_file, read_token_file
 from clawgate.common.config import API_OLLAMA, Config, load_config
 from clawgate.common.supervision import status_path
+from clawgate.common.tokens import TokenFormatError
 from clawgate.launcher.processes import StartError, free_port, port_open
 from clawgate.launcher.stack import Stack, StackPlan, StandinPlan, write_json
 from clawgate.launcher.supervisor import PolicyError, RestartPolicy, Supervisor
@@ -161,7 +162,7 @@ def onboard(demo: bool = False, config_path: str | None = None) -> int:
     try:
         policy = RestartPolicy.from_env()
         plan, notes = plan_stack(config, demo=demo)
-    except (StartError, PolicyError) as err:
+    except (StartError, PolicyError, TokenFormatError) as err:
         say(f"cannot start: {err}")
         return 1
     for note in notes:
