@@ -9,7 +9,7 @@ in the scope table, so they need an admin token.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -62,6 +62,8 @@ def _register(server: grpc.aio.Server) -> list[str]:
         "UnaryStream": grpc.unary_stream_rpc_method_handler(unary_stream, **codec),
         "StreamUnary": grpc.stream_unary_rpc_method_handler(stream_unary, **codec),
         "StreamStream": grpc.stream_stream_rpc_method_handler(stream_stream, **codec),
+        # A handler without a behaviour for its shape: refused, never passed through.
+        "Shapeless": grpc.stream_unary_rpc_method_handler(cast(Any, None), **codec),
     }
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
     return [SERVICE]
@@ -155,3 +157,12 @@ async def test_every_handler_shape_checks_the_scope(shapes: grpc.aio.Channel, sh
 async def test_every_handler_shape_runs_as_the_caller(shapes: grpc.aio.Channel, shape: str) -> None:
     call, expected = SHAPES[shape]
     assert await call(shapes, bearer(ADMIN_TOKEN)) == expected
+
+
+async def test_a_handler_of_unknown_shape_is_refused(shapes: grpc.aio.Channel) -> None:
+    method = shapes.stream_unary(f"/{SERVICE}/Shapeless", *CODEC)
+    for md in ((), bearer(ADMIN_TOKEN)):
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await method(_parts(), metadata=md, timeout=5)
+        assert failed.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        assert "cannot be served" in (failed.value.details() or "")
