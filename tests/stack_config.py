@@ -61,4 +61,9 @@ def gateway_config(standins: dict[str, str]) -> dict[str, Any]:
         "cache": {"ttlSeconds": 600, "namespace": "clawgate-test"},
         "chat": {"requestTimeoutSeconds": 60, "firstTokenTimeoutSeconds": 20, "maxRetries": 2,
                  "retryBackoffSeconds": 0.05},
+        # Every test calls from 127.0.0.1 with one token, as fast as it can: limits off here.
+        # tests/tenancy runs its own stack with them on.
+        "auth": {"failedAuth": {"attempts": 0},
+                 "rateLimits": {"default": {"requestsPerMinute": 0, "tokensPerMinute": 0,
+                                            "concurrentStreams": 0}}},
     }  # fmt: skip

@@ -20,6 +20,7 @@ import yaml
 
 from clawgate.common.services import SERVICES
 from clawgate.common.services import ServiceAddrs as ServiceAddrs  # config.services' type
+from clawgate.common.tokens import TokenFormatError, TokenSpec, check_name, parse_scopes
 
 API_OPENAI = "openai-completions"
 API_OLLAMA = "ollama"
@@ -96,8 +97,9 @@ class CacheSettings:
     enabled: bool = True
     ttl_seconds: int = 3600
     namespace: str = "clawgate"
-    # Separate cache entries per gateway token, so one token's owner never sees another's.
-    isolate_tokens: bool = False
+    # Separate cache entries per gateway token, so one token's owner never sees another's;
+    # None ("auto") isolates as soon as more than one token is configured.
+    isolate_tokens: bool | None = None
     # Longest a cache read or write may take before it is skipped (Redis slow or down).
     op_timeout_ms: int = 50
     # Longest a request waits for an identical in-flight request before calling upstream.
@@ -124,6 +126,7 @@ class Config:
     cache: CacheSettings = field(default_factory=CacheSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     providers: tuple[ProviderSpec, ...] = ()
+    auth: AuthSettings = field(default_factory=lambda: AuthSettings())
     state_dir: str = ".clawgate"
     log_level: str = "info"
     source: str = "defaults"
@@ -138,6 +141,89 @@ class Config:
 
     def worker_urls(self) -> list[tuple[ProviderSpec, str]]:
         return [(p, w) for p in self.providers for w in p.workers]
+
+
+# -- auth: named, scoped tokens; rate limits per token (clawgate/common/tokens.py) -------
+@dataclass(frozen=True)
+class RateLimits:
+    """Per token; 0 means no limit."""
+
+    requests_per_minute: int = 1200
+    tokens_per_minute: int = 2_000_000
+    concurrent_streams: int = 64
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    tokens: tuple[TokenSpec, ...] = ()  # from config; the token file and env add more
+    # `default` and one entry per token name.
+    rate_limits: Mapping[str, RateLimits] = field(default_factory=dict)
+    failed_auth_attempts: int = 20  # per client address and window; 0 turns it off
+    failed_auth_window_s: float = 60.0
+
+    def limits_for(self, token_name: str) -> RateLimits:
+        return self.rate_limits.get(token_name) or self.rate_limits.get("default") or RateLimits()
+
+
+def _count(raw: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = _num(raw, key, default, where)
+    if value < 0:
+        raise ConfigError(f"{where}.{key} must be 0 or more, got {value:g}")
+    return value
+
+
+def _parse_limits(raw: Any, where: str) -> RateLimits:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be an object")
+    d = RateLimits()
+    return RateLimits(
+        requests_per_minute=int(_count(raw, "requestsPerMinute", d.requests_per_minute, where)),
+        tokens_per_minute=int(_count(raw, "tokensPerMinute", d.tokens_per_minute, where)),
+        concurrent_streams=int(_count(raw, "concurrentStreams", d.concurrent_streams, where)),
+    )
+
+
+def _parse_token(raw: Any, where: str) -> TokenSpec:
+    if not isinstance(raw, dict) or not isinstance(raw.get("token"), str) or not raw["token"]:
+        raise ConfigError(f'{where} needs `name`, `token` (e.g. "${{MY_TOKEN}}") and `scopes`')
+    scopes = raw.get("scopes", [])
+    if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+        raise ConfigError(f"{where}.scopes must be a list such as [chat, agents:read]")
+    try:
+        name = check_name(str(raw.get("name", "")), where)
+        return TokenSpec(name, raw["token"], parse_scopes(scopes, where))
+    except TokenFormatError as e:
+        raise ConfigError(str(e)) from None
+
+
+def parse_auth(raw: Any) -> AuthSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError("auth must be an object")
+    tokens_raw = raw.get("tokens", [])
+    if not isinstance(tokens_raw, list):
+        raise ConfigError("auth.tokens must be a list of {name, token, scopes}")
+    tokens = tuple(_parse_token(t, f"auth.tokens[{i}]") for i, t in enumerate(tokens_raw))
+    limits_raw = raw.get("rateLimits", {})
+    if not isinstance(limits_raw, dict):
+        raise ConfigError("auth.rateLimits must be an object keyed by `default` or token name")
+    failed = raw.get("failedAuth", {})
+    if not isinstance(failed, dict):
+        raise ConfigError("auth.failedAuth must be an object {attempts, windowSeconds}")
+    return AuthSettings(
+        tokens=tokens,
+        rate_limits={k: _parse_limits(v, f"auth.rateLimits.{k}") for k, v in limits_raw.items()},
+        failed_auth_attempts=int(_count(failed, "attempts", 20, "auth.failedAuth")),
+        failed_auth_window_s=_count(failed, "windowSeconds", 60.0, "auth.failedAuth") or 60.0,
+    )
+
+
+def _isolate_tokens(value: Any) -> bool | None:
+    """`auto` (default: isolate when more than one token exists), true or false."""
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"cache.isolateTokens must be auto, true or false, got {value!r}")
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -302,7 +388,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
         else bool(cr.get("enabled", True)),
         ttl_seconds=int(env.get("CLAWGATE_CACHE_TTL", cr.get("ttlSeconds", 3600))),
         namespace=str(env.get("CLAWGATE_CACHE_NAMESPACE", cr.get("namespace", "clawgate"))),
-        isolate_tokens=bool(cr.get("isolateTokens", False)),
+        isolate_tokens=_isolate_tokens(cr.get("isolateTokens")),
         op_timeout_ms=int(cr.get("opTimeoutMs", 50)),
         single_flight_wait_s=float(cr.get("singleFlightWaitSeconds", 30.0)),
     )
@@ -340,6 +426,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
         cache=cache,
         chat=chat,
         providers=providers,
+        auth=parse_auth(data.get("auth") or {}),
         state_dir=env.get("CLAWGATE_STATE_DIR", data.get("stateDir", ".clawgate")),
         log_level=env.get("CLAWGATE_LOG_LEVEL", data.get("logLevel", "info")),
         source=source,

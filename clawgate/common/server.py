@@ -17,15 +17,25 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from clawgate.common.auth import Authenticator, AuthResult, auth_error
+from clawgate.common.auth import (
+    Authenticator,
+    AuthResult,
+    auth_error,
+    bearer_token,
+    permission_error,
+)
+from clawgate.common.auth_throttle import FailedAuthLimiter, client_address, too_many_failures
 from clawgate.common.errors import ApiError, abort, internal
 from clawgate.common.logging import request_id
+from clawgate.common.method_scopes import scope_for
+from clawgate.common.tokens import current_principal
 
 log = logging.getLogger("clawgate.server")
 
@@ -50,11 +60,18 @@ def metadata_value(context: Context, key: str) -> str | None:
 
 
 class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Wraps every handler with request ids, authentication, error mapping and logging."""
+    """Wraps every handler with request ids, authentication, scopes, error mapping and
+    logging. Every handler shape is wrapped; one it does not know is refused."""
 
-    def __init__(self, auth: Authenticator, public_methods: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        auth: Authenticator,
+        public_methods: Iterable[str] = (),
+        throttle: FailedAuthLimiter | None = None,
+    ) -> None:
         self._auth = auth
         self._public = frozenset(public_methods)
+        self._throttle = throttle
 
     def _is_public(self, method: str) -> bool:
         # grpc.health.v1 and reflection stay open: Envoy's health checks carry no token,
@@ -71,18 +88,15 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return handler
         method: str = details.method  # type: ignore[attr-defined]
         public = self._is_public(method)
-        if handler.request_streaming:
-            return handler  # no client-streaming methods in our APIs
-        inner = handler.unary_stream if handler.response_streaming else handler.unary_unary
-        assert inner is not None
-        if handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, public, inner),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return grpc.unary_unary_rpc_method_handler(
-            self._wrap_unary(method, public, inner),
+        shape = (bool(handler.request_streaming), bool(handler.response_streaming))
+        attribute, factory = _SHAPES[shape]
+        inner = getattr(handler, attribute, None)
+        if inner is None:
+            log.error("refusing a handler of unknown shape", extra={"method": method})
+            inner, public = _refuse, True  # nothing of the method runs, so no token needed
+        wrap = self._wrap_stream if shape[1] else self._wrap_unary
+        return factory(  # type: ignore[no-any-return]
+            wrap(method, public, inner),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -90,18 +104,40 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     async def _enter(self, method: str, public: bool, context: Context) -> None:
         rid = metadata_value(context, "x-request-id") or uuid.uuid4().hex
         request_id.set(rid)
+        current_principal.set(None)
         if public:
             return
-        result = self._auth.check_metadata(context.invocation_metadata() or ())
-        if result is not AuthResult.OK:
+        metadata = [
+            (k, v.decode() if isinstance(v, bytes) else v)
+            for k, v in context.invocation_metadata() or ()
+        ]
+        address = client_address(metadata, context.peer() or "")
+        if self._throttle is not None:
+            wait = await self._throttle.retry_after(address)
+            if wait is not None:
+                log.info("failed-auth limit", extra={"method": method})
+                await abort(context, too_many_failures(wait))
+        result = self._auth.authenticate(bearer_token(metadata))
+        if isinstance(result, AuthResult):
             log.info("unauthenticated call", extra={"method": method, "reason": result.value})
+            if self._throttle is not None and result is AuthResult.MISMATCH:
+                await self._throttle.record_failure(address)
             await abort(context, auth_error(result))
+        scope = scope_for(method)
+        if not result.allows(scope):
+            log.info(
+                "permission denied",
+                extra={"method": method, "token_name": result.name, "scope": scope},
+            )
+            await abort(context, permission_error(method, scope, result))
+        current_principal.set(result)
 
     def _wrap_unary(self, method: str, public: bool, inner: Behavior) -> Behavior:
+        # `request` is the message, or the request iterator of a client-streaming call.
         async def behavior(request: Any, context: Context) -> Any:
             started = time.perf_counter()
-            await self._enter(method, public, context)
             try:
+                await self._enter(method, public, context)
                 return await inner(request, context)
             except ApiError as err:
                 await abort(context, err)
@@ -115,8 +151,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _wrap_stream(self, method: str, public: bool, inner: Behavior) -> Behavior:
         async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
-            await self._enter(method, public, context)
             try:
+                await self._enter(method, public, context)
                 result = inner(request, context)
                 if inspect.isasyncgen(result):
                     async for item in result:
@@ -131,6 +167,21 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 _access_log(method, context, started)
 
         return behavior
+
+
+async def _refuse(request: Any, context: Context) -> Any:
+    raise ApiError(
+        501, "this method cannot be served (unsupported handler)", code="unsupported_method"
+    )
+
+
+# (request streaming, response streaming) → handler attribute, handler factory
+_SHAPES: dict[tuple[bool, bool], tuple[str, Callable[..., Any]]] = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+}
 
 
 async def _fail(context: Context, method: str, exc: Exception) -> None:
@@ -152,23 +203,30 @@ def _access_log(method: str, context: Context, started: float) -> None:
     )
 
 
-async def serve(
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    health: Any  # grpc_health's aio HealthServicer
+    port: int
+
+
+async def start_server(
     *,
     name: str,
     address: str,
     register: Callable[[grpc.aio.Server], Iterable[str]],
     auth: Authenticator,
     public_methods: Iterable[str] = (),
-    grace_s: float = 10.0,
-    on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
-) -> None:
-    """Run one service until SIGTERM/SIGINT, then drain and clean up.
+    throttle: FailedAuthLimiter | None = None,
+) -> RunningServer:
+    """Build and start a server with the gateway interceptor, health and reflection.
 
     `register` adds the service's servicers and returns their full names
     (e.g. `clawgate.chat.v1.ChatService`), which get health status and reflection.
     """
     server = grpc.aio.server(
-        interceptors=[GatewayInterceptor(auth, public_methods)], options=SERVER_OPTIONS
+        interceptors=[GatewayInterceptor(auth, public_methods, throttle)],
+        options=SERVER_OPTIONS,
     )
     service_names = list(register(server))
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -188,7 +246,29 @@ async def serve(
     for service in ["", *service_names]:
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving", extra={"address": address, "port": port, "services": service_names})
+    return RunningServer(server, health_servicer, port)
 
+
+async def serve(
+    *,
+    name: str,
+    address: str,
+    register: Callable[[grpc.aio.Server], Iterable[str]],
+    auth: Authenticator,
+    public_methods: Iterable[str] = (),
+    throttle: FailedAuthLimiter | None = None,
+    grace_s: float = 10.0,
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> None:
+    """Run one service (see start_server) until SIGTERM/SIGINT, then drain and clean up."""
+    running = await start_server(
+        name=name,
+        address=address,
+        register=register,
+        auth=auth,
+        public_methods=public_methods,
+        throttle=throttle,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -196,9 +276,10 @@ async def serve(
     await stop.wait()
 
     log.info("shutting down", extra={"grace_s": grace_s})
-    await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace_s)
-    for hook in on_stop:
+    await running.health.enter_graceful_shutdown()
+    await running.server.stop(grace_s)
+    hooks = [*on_stop, throttle.close] if throttle is not None else on_stop
+    for hook in hooks:
         try:
             await hook()
         except Exception:

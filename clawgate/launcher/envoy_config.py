@@ -20,6 +20,8 @@ from clawgate.common import services as registry
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "envoy"
 DESCRIPTOR = DEPLOY_DIR / "clawgate.pb"
 LUA_FILTER = DEPLOY_DIR / "openai_errors.lua"
+# Set by Envoy on every request, replacing any value a client sent.
+CLIENT_ADDRESS_HEADER = "x-clawgate-client-address"
 
 _T = "type.googleapis.com/"
 
@@ -155,6 +157,16 @@ def _local_reply_config() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _client_address_header() -> dict[str, Any]:
+    return {
+        "header": {
+            "key": CLIENT_ADDRESS_HEADER,
+            "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+        },
+        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+    }
+
+
 def render(
     ports: EnvoyPorts, descriptor: Path = DESCRIPTOR, lua: Path = LUA_FILTER
 ) -> dict[str, Any]:
@@ -183,9 +195,12 @@ def render(
         "codec_type": "AUTO",
         "server_name": "clawgate",
         "stream_idle_timeout": "600s",
+        # The client's own address (not a header it sent) for the failed-auth limit.
+        "use_remote_address": True,
         "route_config": {
             "name": "clawgate",
             "virtual_hosts": [{"name": "clawgate", "domains": ["*"], "routes": routes}],
+            "request_headers_to_add": [_client_address_header()],
         },
         "local_reply_config": _local_reply_config(),
         "http_filters": [

@@ -14,13 +14,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from clawgate.common.auth import ensure_token_file
+from clawgate.common.auth import ensure_token_file, read_token_file
 from clawgate.common.config import API_OLLAMA, Config, load_config
 from clawgate.common.services import SERVICES
+from clawgate.common.supervision import status_path
+from clawgate.common.tokens import TokenFormatError
 from clawgate.launcher.processes import StartError, free_port, port_open
 from clawgate.launcher.stack import Stack, StackPlan, StandinPlan, write_json
-
-MAX_RESTARTS = 5
+from clawgate.launcher.supervisor import PolicyError, RestartPolicy, Supervisor
 
 
 def say(message: str = "") -> None:
@@ -69,7 +70,7 @@ def plan_stack(config: Config, *, demo: bool) -> tuple[StackPlan, list[str]]:
     """Decide ports, Redis and workers; returns the plan and notes for the user."""
     notes: list[str] = []
     state = Path(config.state_dir).resolve()
-    token_file = Path(os.environ.get("CLAWGATE_TOKEN_FILE", state / "token"))
+    token_file = token_file_path(config)
     ensure_token_file(token_file)
 
     if port_open(config.gateway.host if config.gateway.host != "0.0.0.0" else "127.0.0.1",
@@ -148,30 +149,21 @@ def health_summary(stack: Stack) -> str:
     return "\n".join(lines)
 
 
-def supervise(stack: Stack, stop: threading.Event) -> int:
-    """Report and restart children that die, until asked to stop."""
-    restarts: dict[str, int] = {}
+def supervise(stack: Stack, stop: threading.Event, policy: RestartPolicy) -> int:
+    """Restart children that die (see supervisor.py) until asked to stop."""
+    supervisor = Supervisor(stack, policy, say, status_path(stack.plan.state_dir))
+    supervisor.publish()
     while not stop.wait(0.5):
-        for name, code in stack.dead_children().items():
-            say(f"!! {name} exited with code {code}; last log lines:")
-            say(stack.children[name].log_tail(15))
-            restarts[name] = restarts.get(name, 0) + 1
-            if restarts[name] > MAX_RESTARTS:
-                say(f"!! {name} keeps dying; stopping the gateway. Logs: {stack.plan.logs}")
-                return 1
-            say(f".. restarting {name} ({restarts[name]}/{MAX_RESTARTS})")
-            try:
-                stack.restart(name)
-            except StartError as err:
-                say(f"!! could not restart {name}: {err}")
+        supervisor.tick()
     return 0
 
 
 def onboard(demo: bool = False, config_path: str | None = None) -> int:
     config = load_config(config_path)
     try:
+        policy = RestartPolicy.from_env()
         plan, notes = plan_stack(config, demo=demo)
-    except StartError as err:
+    except (StartError, PolicyError, TokenFormatError) as err:
         say(f"cannot start: {err}")
         return 1
     for note in notes:
@@ -198,7 +190,7 @@ def onboard(demo: bool = False, config_path: str | None = None) -> int:
             f"\ntry: curl -H 'Authorization: Bearer {stack.token}' {stack.rest_url}/api/v1/models\n"
             "Ctrl-C stops everything."
         )
-        code = supervise(stack, stop)
+        code = supervise(stack, stop, policy)
     except StartError as err:
         say(f"cannot start: {err}")
         code = 1
@@ -209,14 +201,19 @@ def onboard(demo: bool = False, config_path: str | None = None) -> int:
     return code
 
 
+def token_file_path(config: Config) -> Path:
+    """$CLAWGATE_TOKEN_FILE, else `<state_dir>/token` (what onboard creates)."""
+    default = Path(config.state_dir).resolve() / "token"
+    return Path(os.environ.get("CLAWGATE_TOKEN_FILE", default))
+
+
 def print_token(config_path: str | None = None) -> int:
     if os.environ.get("CLAWGATE_TOKEN"):
         print(os.environ["CLAWGATE_TOKEN"].split(",")[0])
         return 0
-    config = load_config(config_path)
-    path = Path(os.environ.get("CLAWGATE_TOKEN_FILE", Path(config.state_dir) / "token"))
+    path = token_file_path(load_config(config_path))
     if not path.is_file():
         print("no gateway token yet: run `clawgate onboard` (or `make up`) first", file=sys.stderr)
         return 1
-    print(path.read_text(encoding="utf-8").split()[0])
+    print(read_token_file(path)[0])
     return 0

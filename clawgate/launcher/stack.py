@@ -205,7 +205,7 @@ class Stack:
             addr, service = self.plan.addrs[name], BY_NAME[name].primary
             return lambda: grpc_serving(addr, service)
         if name == "envoy":
-            return lambda: envoy_clusters_healthy(self.plan.admin_port, NAMES)
+            return lambda: envoy_clusters_healthy(self.plan.admin_port, self._running_clusters())
         if name.startswith("standin:"):
             url = self.standins[name.removeprefix("standin:")] + "/"
             return lambda: http_ok(url)
@@ -235,16 +235,24 @@ class Stack:
     def restart(self, name: str) -> None:
         self.stop(name)
         self.start(name)
-        if name != "envoy" and "envoy" in self.children:
-            self.wait_envoy_healthy()
+        if name in BY_NAME and self.children.get("envoy", None) is not None:
+            self.wait_envoy_healthy((name,))
 
-    def wait_envoy_healthy(self, timeout: float = 15.0) -> None:
+    def _running_clusters(self) -> tuple[str, ...]:
+        """Envoy's clusters whose service is running (one left down must not keep Envoy
+        from being ready)."""
+        return tuple(c for c in NAMES if c not in self.children or self.children[c].alive)
+
+    def wait_envoy_healthy(
+        self, clusters: tuple[str, ...] | None = None, timeout: float = 15.0
+    ) -> None:
+        wanted = clusters or NAMES
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if envoy_clusters_healthy(self.plan.admin_port, NAMES):
+            if envoy_clusters_healthy(self.plan.admin_port, wanted):
                 return
             time.sleep(0.1)
-        raise StartError("Envoy does not see every service healthy")
+        raise StartError(f"Envoy does not see {', '.join(wanted)} healthy")
 
     def dead_children(self) -> dict[str, int | None]:
         """Children that exited on their own (the launcher reports them)."""

@@ -9,6 +9,7 @@ import grpc
 from clawgate.agents.v1 import agent_service_pb2_grpc as pb_grpc
 from clawgate.common import logging
 from clawgate.common.auth import Authenticator
+from clawgate.common.auth_throttle import FailedAuthLimiter
 from clawgate.common.config import Config, load_config
 from clawgate.common.server import serve
 from services.agents import store
@@ -28,7 +29,8 @@ async def run(config: Config) -> None:
         name="agents",
         address=config.services.agents,
         register=register,
-        auth=Authenticator.from_env(),
+        auth=Authenticator.from_env(extra=config.auth.tokens),
+        throttle=FailedAuthLimiter.from_config(config),
         on_stop=[agents.close],
     )
 

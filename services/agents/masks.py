@@ -3,7 +3,7 @@
 With an update mask, exactly the named fields change (a named field absent from the body
 is cleared). Without one, the fields present in the body change: proto3 `optional` gives
 presence, and `config.stop` counts as present when it is non-empty. `*` replaces every
-settable field. Output-only fields (`id`, `created_at`, `updated_at`) and `etag` (a
+settable field. Output-only fields (`id`, `owner`, `created_at`, `updated_at`) and `etag` (a
 precondition, not a value) are ignored in the body and rejected in a mask.
 """
 
@@ -17,7 +17,7 @@ from clawgate.agents.v1 import agent_service_pb2 as pb
 from clawgate.common.errors import invalid
 from services.agents.validation import ALL_PATHS, CONFIG_FIELDS, CONFIG_PATHS, TOP_LEVEL_PATHS
 
-_NOT_SETTABLE = frozenset({"id", "created_at", "updated_at", "etag"})
+_NOT_SETTABLE = frozenset({"id", "created_at", "updated_at", "etag", "owner"})
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 

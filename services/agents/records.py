@@ -52,12 +52,15 @@ class AgentRecord:
     updated_ms: int = 0
     version: int = 1
     etag: str = ""
+    owner: str = ""  # name of the token that created it; "" (older records): admins only
+    shared: bool = False  # readable and usable by every token
 
     @classmethod
-    def create(cls, agent: pb.Agent, at_ms: int) -> AgentRecord:
+    def create(cls, agent: pb.Agent, at_ms: int, owner: str) -> AgentRecord:
         """A first revision from validated client input; output-only fields are ignored."""
         return cls(
             id=new_id(),
+            owner=owner,
             created_ms=at_ms,
             updated_ms=at_ms,
             version=1,
@@ -83,6 +86,8 @@ class AgentRecord:
             "description": self.description,
             "system_prompt": self.system_prompt,
             "config": self.config,
+            "owner": self.owner,
+            "shared": self.shared,
         }
         encoded = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(encoded).hexdigest()
@@ -97,6 +102,8 @@ class AgentRecord:
             system_prompt=self.system_prompt,
             config=json_format.ParseDict(self.config, pb.AgentConfig()),
             etag=self.etag,
+            shared=self.shared,
+            owner=self.owner,
         )
         agent.created_at.FromMilliseconds(self.created_ms)
         agent.updated_at.FromMilliseconds(self.updated_ms)
@@ -114,6 +121,8 @@ class AgentRecord:
             "updated_ms": self.updated_ms,
             "version": self.version,
             "etag": self.etag,
+            "owner": self.owner,
+            "shared": self.shared,
         }
         # Raw UTF-8, so the name the Lua scripts decode is byte for byte the index key.
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
@@ -132,6 +141,8 @@ class AgentRecord:
             updated_ms=int(doc["updated_ms"]),
             version=int(doc["version"]),
             etag=doc["etag"],
+            owner=doc.get("owner", ""),
+            shared=bool(doc.get("shared", False)),
         )
 
 
@@ -142,4 +153,5 @@ def _content_of(agent: pb.Agent) -> dict[str, Any]:
         "description": agent.description,
         "system_prompt": agent.system_prompt,
         "config": json_format.MessageToDict(agent.config, preserving_proto_field_name=True),
+        "shared": agent.shared,
     }

@@ -1,7 +1,11 @@
 """AgentService over gRPC (and REST through Envoy): validation, preconditions, idempotency.
 
-Authentication, request ids and the rendering of ApiError are done by the shared
+Authentication, scopes, request ids and the rendering of ApiError are done by the shared
 interceptor (clawgate.common.server); this module raises ApiError for client mistakes.
+
+Tenancy: an agent belongs to the token (name) that created it. Only its owner and admins
+see it, unless it is `shared`, then every token may read and use it; only the owner or an
+admin may change or delete it. An agent a caller may not see is "not found" to it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from clawgate.agents.v1 import agent_service_pb2 as pb
 from clawgate.agents.v1 import agent_service_pb2_grpc as pb_grpc
 from clawgate.common.errors import ApiError, invalid, not_found
 from clawgate.common.server import Context, metadata_value
+from clawgate.common.tokens import Principal, current_principal
 from services.agents import masks, pagination
 from services.agents.records import AgentRecord, now_ms
 from services.agents.store import AgentStore, IdempotencyClaim, Outcome
@@ -60,7 +65,8 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
     ) -> pb.ListAgentsResponse:
         size = pagination.page_size(request.page_size)
         cursor = pagination.decode_token(request.page_token)
-        page = await self._store.page(cursor, size)
+        caller = _caller()
+        page = await self._store.page(cursor, size, None if caller.is_admin else caller.name)
         return pb.ListAgentsResponse(
             agents=[r.to_proto() for r in page.records],
             next_page_token=pagination.encode_token(page.next_cursor) if page.next_cursor else "",
@@ -75,7 +81,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         agent.CopyFrom(request.agent)
         agent.name = normalize_name(agent.name)
         validate(agent, self._catalog)
-        record = AgentRecord.create(agent, now_ms())
+        record = AgentRecord.create(agent, now_ms(), owner=_caller().name)
         key = _idempotency_key(metadata_value(context, "idempotency-key"), request.request_id)
         claim = IdempotencyClaim(key, record.fingerprint()) if key else None
         created = await self._store.create(record, claim)
@@ -111,7 +117,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         precondition = Precondition(metadata_value(context, "if-match"), patch.etag)
         target = patch.id
         for _ in range(MAX_UPDATE_ATTEMPTS):
-            current = await self._find(target, param="agent.id")
+            current = await self._find(target, param="agent.id", change=True)
             target = current.id  # a rename by someone else must not lose the agent
             precondition.check(current.etag)
             merged = masks.apply(current.to_proto(), patch, paths)
@@ -137,10 +143,10 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         self, request: pb.DeleteAgentRequest, context: Context
     ) -> empty_pb2.Empty:
         precondition = Precondition(metadata_value(context, "if-match"), request.etag)
-        current = await self._find(request.id)
+        current = await self._find(request.id, change=True)
         precondition.check(current.etag)
         expected = current.etag if precondition.strict else None
-        outcome = await self._store.delete(current.id, expected)
+        outcome = await self._store.delete(current, expected)
         if outcome is Outcome.ETAG_MISMATCH:
             raise stale_etag()
         if outcome is Outcome.NOT_FOUND:
@@ -148,13 +154,32 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         log.info("agent deleted", extra={"agent_id": current.id})
         return empty_pb2.Empty()
 
-    async def _find(self, id_or_name: str, param: str = "id") -> AgentRecord:
+    async def _find(self, id_or_name: str, param: str = "id", change: bool = False) -> AgentRecord:
+        """The agent, if the caller may see it (and with `change`, may change it)."""
         if not id_or_name:
             raise invalid(f"{param} is required (an agent id or name)", param)
         record = await self._store.get(normalize_name(id_or_name))
-        if record is None:
+        caller = _caller()
+        owns = caller.is_admin or (record is not None and record.owner == caller.name)
+        if record is None or not (owns or record.shared):
             raise agent_not_found(id_or_name, param)
+        if change and not owns:
+            raise ApiError(
+                403,
+                f"agent {id_or_name!r} is shared by its owner: you may use it, but only its "
+                "owner or an admin may change or delete it",
+                param=param,
+                code="permission_denied",
+            )
         return record
+
+
+def _caller() -> Principal:
+    """The authenticated caller (the interceptor always sets one for this service)."""
+    principal = current_principal.get()
+    if principal is None:
+        raise ApiError(401, "unauthorized: gateway token missing", code="missing_token")
+    return principal
 
 
 def agent_not_found(id_or_name: str, param: str) -> ApiError:

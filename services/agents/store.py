@@ -4,7 +4,10 @@ Layout (`ns` = the deployment namespace, config.cache.namespace):
 - `{ns}:agent:{id}`          string, the agent's JSON document (records.AgentRecord)
 - `{ns}:agents:by_name`      hash, name → id (uniqueness of names)
 - `{ns}:agents:order`        sorted set, id scored by created_ms (stable listing)
-- `{ns}:agents:idem:{key}`   string with a 24 h TTL, {"fingerprint", "agent"} of a create
+- `{ns}:agents:order:owner:{name}`  the same, of the agents one token name owns
+- `{ns}:agents:order:shared` the same, of the agents shared with every token
+- `{ns}:agents:idem:{owner}:{key}`  string with a 24 h TTL, {"fingerprint", "agent"} of a
+  create (per owner: one caller's key never replays another caller's agent)
 
 Writes that touch more than one key run as Lua scripts (scripts.py). Redis runs with AOF
 in every deployment, so an acknowledged write survives a restart.
@@ -91,16 +94,21 @@ class AgentStore:
         self._ns = namespace
         self._by_name = f"{namespace}:agents:by_name"
         self._order = f"{namespace}:agents:order"
+        self._shared = f"{namespace}:agents:order:shared"
         self._create = client.register_script(scripts.CREATE)
         self._update = client.register_script(scripts.UPDATE)
         self._delete = client.register_script(scripts.DELETE)
         self._page = client.register_script(scripts.PAGE)
+        self._page_visible = client.register_script(scripts.PAGE_VISIBLE)
 
     def _doc_key(self, agent_id: str) -> str:
         return f"{self._ns}:agent:{agent_id}"
 
-    def _idem_key(self, key: str) -> str:
-        return f"{self._ns}:agents:idem:{key}"
+    def _owned(self, owner: str) -> str:
+        return f"{self._ns}:agents:order:owner:{owner}"
+
+    def _idem_key(self, owner: str, key: str) -> str:
+        return f"{self._ns}:agents:idem:{owner}:{key}"
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -117,10 +125,22 @@ class AgentStore:
         return AgentRecord.from_json(text) if text is not None else None
 
     async def create(self, record: AgentRecord, claim: IdempotencyClaim | None) -> Created:
-        keys = [self._doc_key(record.id), self._by_name, self._order]
-        args: list[Any] = [record.id, record.name, record.to_json(), record.created_ms]
+        keys = [
+            self._doc_key(record.id),
+            self._by_name,
+            self._order,
+            self._owned(record.owner),
+            self._shared,
+        ]
+        args: list[Any] = [
+            record.id,
+            record.name,
+            record.to_json(),
+            record.created_ms,
+            "1" if record.shared else "0",
+        ]
         if claim is not None:
-            keys.append(self._idem_key(claim.key))
+            keys.append(self._idem_key(record.owner, claim.key))
             stored = {"fingerprint": claim.fingerprint, "agent": record.to_json()}
             args += [json.dumps(stored, ensure_ascii=False), IDEMPOTENCY_TTL_S]
         async with _available():
@@ -141,25 +161,44 @@ class AgentStore:
 
     async def replace(self, record: AgentRecord, expected_etag: str) -> Outcome:
         """Store a new revision if the stored one still has `expected_etag`."""
-        keys = [self._doc_key(record.id), self._by_name]
-        args = [record.id, expected_etag, record.to_json(), record.name, record.etag]
+        keys = [self._doc_key(record.id), self._by_name, self._shared]
+        args: list[Any] = [
+            record.id,
+            expected_etag,
+            record.to_json(),
+            record.name,
+            record.etag,
+            record.created_ms,
+            "1" if record.shared else "0",
+        ]
         async with _available():
             reply = await self._update(keys=keys, args=args)
         return Outcome.OK if reply == "updated" else Outcome(reply)
 
-    async def delete(self, agent_id: str, expected_etag: str | None) -> Outcome:
-        keys = [self._doc_key(agent_id), self._by_name, self._order]
+    async def delete(self, record: AgentRecord, expected_etag: str | None) -> Outcome:
+        keys = [
+            self._doc_key(record.id),
+            self._by_name,
+            self._order,
+            self._owned(record.owner),
+            self._shared,
+        ]
         async with _available():
-            reply = await self._delete(keys=keys, args=[agent_id, expected_etag or ""])
+            reply = await self._delete(keys=keys, args=[record.id, expected_etag or ""])
         return Outcome.OK if reply == "deleted" else Outcome(reply)
 
-    async def page(self, after: Cursor | None, size: int) -> Page:
-        """Up to `size` agents in creation order, starting right after `after`."""
+    async def page(self, after: Cursor | None, size: int, visible_to: str | None = None) -> Page:
+        """Up to `size` agents in creation order, starting right after `after`: every
+        agent, or (with `visible_to`, a token name) the ones it owns and the shared ones."""
         args: list[Any] = [size + 1, "", ""]
         if after is not None:
             args = [size + 1, after.created_ms, after.id]
         async with _available():
-            total, flat = await self._page(keys=[self._order], args=args)
+            if visible_to is None:
+                total, flat = await self._page(keys=[self._order], args=args)
+            else:
+                keys = [self._owned(visible_to), self._shared]
+                total, flat = await self._page_visible(keys=keys, args=args)
             entries = [(flat[i], int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
             more = len(entries) > size
             entries = entries[:size]

@@ -38,8 +38,14 @@ CONFIG_FIELDS: tuple[ConfigField, ...] = (
     "frequency_penalty",
 )
 CONFIG_PATHS = (*(f"config.{f}" for f in CONFIG_FIELDS), "config.stop")
-TopLevelField = Literal["name", "description", "model", "system_prompt"]
-TOP_LEVEL_PATHS: tuple[TopLevelField, ...] = ("name", "description", "model", "system_prompt")
+TopLevelField = Literal["name", "description", "model", "system_prompt", "shared"]
+TOP_LEVEL_PATHS: tuple[TopLevelField, ...] = (
+    "name",
+    "description",
+    "model",
+    "system_prompt",
+    "shared",
+)
 ALL_PATHS = frozenset((*TOP_LEVEL_PATHS, *CONFIG_PATHS))
 
 _RANGES: dict[ConfigField, tuple[float, float]] = {

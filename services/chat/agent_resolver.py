@@ -2,8 +2,9 @@
 
 Results (misses too) are kept for `ttl_s`, counted from when the lookup was sent, so a
 changed or deleted agent takes effect within that time. Concurrent lookups of the same
-name share one call. The caller's `authorization` and `x-request-id` are forwarded, so the
-registry authenticates the original client and logs carry one request id.
+name by the same caller share one call. Each lookup forwards its own caller's
+`authorization` and `x-request-id`, so the registry authenticates (and decides what the
+caller may see) for every caller; cached results are kept per caller (principal) too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import grpc
 
 from clawgate.agents.v1 import agent_service_pb2 as pb
 from clawgate.agents.v1 import agent_service_pb2_grpc as pb_grpc
+from clawgate.common.auth import bearer_token
 from clawgate.common.errors import ApiError
+from clawgate.common.tokens import token_id
 
 DEADLINE_S = 2.0
 LIST_PAGE_SIZE = 1000
@@ -51,6 +54,7 @@ _SERVICE_CONFIG = json.dumps(
 )
 
 Metadata = Sequence[tuple[str, str]]
+CacheKey = tuple[str, str]  # (caller, name or id)
 
 
 class AgentResolver:
@@ -59,9 +63,9 @@ class AgentResolver:
         self._ttl_s = ttl_s
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.AgentServiceAsyncStub | None = None
-        # name or id → (monotonic expiry, agent or None for "no such agent")
-        self._cache: dict[str, tuple[float, pb.Agent | None]] = {}
-        self._inflight: dict[str, asyncio.Task[pb.Agent | None]] = {}
+        # (caller, name or id) → (monotonic expiry, agent or None for "no such agent")
+        self._cache: dict[CacheKey, tuple[float, pb.Agent | None]] = {}
+        self._inflight: dict[CacheKey, asyncio.Task[pb.Agent | None]] = {}
 
     def _client(self) -> pb_grpc.AgentServiceAsyncStub:
         # Created on first use, inside the running event loop that will use it.
@@ -77,14 +81,16 @@ class AgentResolver:
         """The agent with this name or id, None if there is none; ApiError if unreachable."""
         if not name_or_id:
             return None
-        cached = self._cache.get(name_or_id)
+        forwarded = _forwarded(metadata)
+        key = (_caller(forwarded), name_or_id)
+        cached = self._cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return _copy(cached[1])
-        task = self._inflight.get(name_or_id)
+        task = self._inflight.get(key)
         if task is None:
-            task = asyncio.create_task(self._fetch(name_or_id, _forwarded(metadata)))
-            self._inflight[name_or_id] = task
-            task.add_done_callback(lambda done: self._forget(name_or_id, done))
+            task = asyncio.create_task(self._fetch(key, forwarded))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
         # Shielded: one caller giving up must not cancel the lookup others wait for.
         return _copy(await asyncio.shield(task))
 
@@ -115,26 +121,26 @@ class AgentResolver:
         self._channel = None
         self._stub = None
 
-    async def _fetch(self, name_or_id: str, metadata: Metadata) -> pb.Agent | None:
+    async def _fetch(self, key: CacheKey, metadata: Metadata) -> pb.Agent | None:
         sent = time.monotonic()
         agent: pb.Agent | None
         try:
-            request = pb.GetAgentRequest(id=name_or_id)
+            request = pb.GetAgentRequest(id=key[1])
             agent = await self._client().GetAgent(request, metadata=metadata, timeout=DEADLINE_S)
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.NOT_FOUND:
                 raise _relay(err) from None
             agent = None
-        self._remember(name_or_id, sent + self._ttl_s, agent)
+        self._remember(key, sent + self._ttl_s, agent)
         return agent
 
-    def _remember(self, key: str, expires: float, agent: pb.Agent | None) -> None:
+    def _remember(self, key: CacheKey, expires: float, agent: pb.Agent | None) -> None:
         if len(self._cache) >= CACHE_SOFT_LIMIT:
             now = time.monotonic()
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
         self._cache[key] = (expires, agent)
 
-    def _forget(self, key: str, task: asyncio.Task[pb.Agent | None]) -> None:
+    def _forget(self, key: CacheKey, task: asyncio.Task[pb.Agent | None]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
         if not task.cancelled():
@@ -143,6 +149,12 @@ class AgentResolver:
 
 def _forwarded(metadata: Metadata) -> tuple[tuple[str, str], ...]:
     return tuple((k.lower(), v) for k, v in metadata if k.lower() in _FORWARDED)
+
+
+def _caller(forwarded: Metadata) -> str:
+    """Who asks: the id of the forwarded token (never the token), "" for none."""
+    token = bearer_token(forwarded)
+    return token_id(token) if token else ""
 
 
 def _copy(agent: pb.Agent | None) -> pb.Agent | None:
@@ -165,7 +177,14 @@ def _relay(err: grpc.aio.AioRpcError) -> ApiError:
         )
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return ApiError(400, f"invalid agent reference: {err.details()}", param="model")
-    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return ApiError(
+            403,
+            "permission denied: using an agent needs a token with the 'agents:read' scope",
+            param="model",
+            code="permission_denied",
+        )
+    if code == grpc.StatusCode.UNAUTHENTICATED:
         # The chat service accepted this token, so the two services disagree on tokens.
         return ApiError(
             502,

@@ -201,7 +201,8 @@ class PromptCache:
     def key_for(self, request: Mapping[str, Any], token_id: str | None = None) -> str:
         """Redis key of the answer to `request` (the normalised OpenAI request)."""
         model = request.get("model")
-        isolated = token_id if self._settings.isolate_tokens else None
+        # The caller passes a token id only when tokens are told apart (auto: >1 token).
+        isolated = token_id if self._settings.isolate_tokens is not False else None
         digest = request_digest(request, isolated)
         return entry_key(self._settings.namespace, model if isinstance(model, str) else "_", digest)
 

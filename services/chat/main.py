@@ -10,12 +10,14 @@ import grpc
 from clawgate.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from clawgate.common import logging as clawgate_logging
 from clawgate.common.auth import Authenticator
+from clawgate.common.auth_throttle import FailedAuthLimiter
 from clawgate.common.config import ChatSettings, Config, load_config
 from clawgate.common.server import serve
 from services.chat.agent_resolver import AgentResolver
 from services.chat.cache import PromptCache
 from services.chat.models import ModelCatalogue
 from services.chat.pipeline import Pipeline
+from services.chat.rate_limit import RateLimiter
 from services.chat.servicer import SERVICE_NAME, ChatServicer
 
 # Long answers stream one line per token; a tool call or error body can be a long line.
@@ -39,7 +41,8 @@ async def run(config: Config) -> None:
     resolver = AgentResolver(config.services.agents)
     pipeline = Pipeline(config, session, cache=cache, resolver=resolver)
     catalogue = ModelCatalogue(config, session, resolver)
-    servicer = ChatServicer(pipeline, catalogue, cache)
+    limits = RateLimiter.from_config(config)
+    servicer = ChatServicer(pipeline, catalogue, cache, limits)
 
     def register(server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_ChatServiceServicer_to_server(servicer, server)
@@ -49,13 +52,15 @@ async def run(config: Config) -> None:
         await catalogue.close()
         await resolver.close()
         await cache.close()
+        await limits.close()
         await session.close()
 
     await serve(
         name="chat",
         address=config.services.chat,
         register=register,
-        auth=Authenticator.from_env(),
+        auth=Authenticator.from_env(extra=config.auth.tokens),
+        throttle=FailedAuthLimiter.from_config(config),
         on_stop=[close],
     )
 

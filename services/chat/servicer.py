@@ -25,14 +25,15 @@ from google.protobuf.message import Message
 
 from clawgate.chat.v1 import chat_service_pb2 as pb
 from clawgate.chat.v1 import chat_service_pb2_grpc as pb_grpc
-from clawgate.common.auth import Authenticator, bearer_token
 from clawgate.common.config import ChatSettings
 from clawgate.common.errors import ApiError, internal, invalid
+from clawgate.common.tokens import current_principal
 from services.chat.cache import PromptCache
 from services.chat.cache_key import parse_cache_control
 from services.chat.models import ModelCatalogue
 from services.chat.openai_format import DONE_FRAME, ChunkEncoder, dumps, error_frame, sse_frame
 from services.chat.pipeline import CallOptions, Exchange, Pipeline
+from services.chat.rate_limit import RateLimiter, rate_limit_headers
 from services.chat.request import params_to_dict, parse_json_body
 
 log = logging.getLogger("clawgate.chat")
@@ -45,8 +46,6 @@ TIMEOUT_HEADER = "x-request-timeout"
 
 Context = grpc.aio.ServicerContext[Any, Any]
 M = TypeVar("M", bound=Message)
-
-_token_ids = Authenticator(())  # token_id() needs no configured tokens
 
 
 def call_options(context: Context, settings: ChatSettings) -> CallOptions:
@@ -68,10 +67,10 @@ def call_options(context: Context, settings: ChatSettings) -> CallOptions:
     remaining = context.time_remaining()
     if remaining is not None:  # a gRPC deadline always wins when it is shorter
         deadline = min(deadline, remaining)
-    token = bearer_token(metadata)
+    principal = current_principal.get()
     return CallOptions(
         metadata=metadata,
-        token_id=_token_ids.token_id(token) if token else None,
+        token_id=principal.tenant if principal is not None else None,
         cache_control=parse_cache_control([v for k, v in metadata if k == "cache-control"]),
         deadline_s=deadline,
     )
@@ -83,10 +82,12 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         pipeline: Pipeline,
         catalogue: ModelCatalogue,
         cache: PromptCache | None = None,
+        limits: RateLimiter | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._catalogue = catalogue
         self._cache = cache
+        self._limits = limits
 
     # -- chat --------------------------------------------------------------------------
     # Streaming methods use context.write() rather than a response generator (see module
@@ -125,7 +126,10 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
 
     async def _open(self, raw: dict[str, Any], stream: bool | None, context: Context) -> Exchange:
         call = call_options(context, self._pipeline.settings)
-        return await self._pipeline.open(raw, stream=stream, call=call)
+        exchange = await self._pipeline.open(raw, stream=stream, call=call)
+        if self._limits is not None:
+            await self._limits.admit(exchange, context)
+        return exchange
 
     async def _stream_sse(self, exchange: Exchange, context: Context) -> None:
         async def write(chunk: dict[str, Any]) -> None:
@@ -208,7 +212,8 @@ async def _render_chunks(
 
 
 async def _send_headers(context: Context, exchange: Exchange) -> None:
-    await context.send_initial_metadata(((CACHE_HEADER, exchange.cache_status),))
+    headers = ((CACHE_HEADER, exchange.cache_status), *rate_limit_headers.get())
+    await context.send_initial_metadata(headers)
 
 
 def _metadata(context: Context) -> list[tuple[str, str]]:

@@ -40,6 +40,14 @@ async def timed(
     return component
 
 
+def explain_down(components: list[pb.Component], reasons: dict[str, str]) -> None:
+    """Add the launcher's reason (clawgate.common.supervision) to components found down."""
+    for component in components:
+        reason = reasons.get(component.name)
+        if component.status == DOWN and reason:
+            component.detail = f"{component.detail}; launcher: {reason}"
+
+
 def grpc_check(
     channel: grpc.aio.Channel, service: str, timeout: float
 ) -> Callable[..., Awaitable[None]]:

@@ -8,6 +8,7 @@ import grpc
 
 from clawgate.common import logging
 from clawgate.common.auth import Authenticator
+from clawgate.common.auth_throttle import FailedAuthLimiter
 from clawgate.common.config import load_config
 from clawgate.common.server import serve
 from clawgate.health.v1 import health_service_pb2_grpc as pb_grpc
@@ -19,7 +20,7 @@ SERVICE = "clawgate.health.v1.HealthService"
 async def run() -> None:
     config = load_config()
     logging.setup("health", config.log_level)
-    auth = Authenticator.from_env()
+    auth = Authenticator.from_env(extra=config.auth.tokens)
     servicer = HealthServicer(config, auth)
 
     def register(server: grpc.aio.Server) -> list[str]:
@@ -31,6 +32,7 @@ async def run() -> None:
         address=config.services.health,
         register=register,
         auth=auth,
+        throttle=FailedAuthLimiter.from_config(config),
         # Anyone may ask whether the gateway is up; details need a token (servicer).
         public_methods=[f"/{SERVICE}/GetHealth"],
         on_stop=[servicer.close],

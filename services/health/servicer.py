@@ -15,6 +15,7 @@ from clawgate.common.auth import Authenticator, AuthResult, auth_error
 from clawgate.common.config import Config
 from clawgate.common.errors import HTTP_STATUS_KEY
 from clawgate.common.services import BY_NAME, SERVICES
+from clawgate.common.supervision import down_reasons
 from clawgate.health.v1 import health_service_pb2 as pb
 from clawgate.health.v1 import health_service_pb2_grpc as pb_grpc
 from services.chat.providers.base import public_url
@@ -68,6 +69,8 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
             name = f"{provider.id}:{public_url(url)}"
             jobs.append(checks.timed(name, "llm_worker", True, check))
         components = await asyncio.gather(*jobs)
+        launcher_notes = await asyncio.to_thread(down_reasons, self._config.state_dir)
+        checks.explain_down(components, launcher_notes)
         report = pb.HealthReport(version=__version__, components=components)
         report.checked_at.GetCurrentTime()
         report.status = overall_status(components)

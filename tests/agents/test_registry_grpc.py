@@ -407,7 +407,7 @@ async def test_idempotency_keys_expire_after_a_day(registry: Registry) -> None:
     key = unique_name("key")
     await create_with_key(registry, key, name=unique_name())
     redis = registry.store._redis
-    ttl = await redis.ttl(f"{registry.namespace}:agents:idem:{key}")
+    ttl = await redis.ttl(f"{registry.namespace}:agents:idem:admin:{key}")
     assert 24 * 3600 - 60 < ttl <= 24 * 3600
 
 

@@ -24,7 +24,7 @@ async def store(redis_url: str) -> AsyncIterator[AgentStore]:
 
 
 def record(name: str, at_ms: int = 1_700_000_000_000) -> AgentRecord:
-    return AgentRecord.create(pb.Agent(name=name, model="qwen3:32b"), at_ms)
+    return AgentRecord.create(pb.Agent(name=name, model="qwen3:32b"), at_ms, owner="admin")
 
 
 async def test_two_revisions_of_one_read_cannot_both_land(store: AgentStore) -> None:
@@ -79,9 +79,9 @@ async def test_racing_renames_onto_one_name_leave_one_owner(store: AgentStore) -
 async def test_delete_checks_the_etag_and_cleans_every_index(store: AgentStore) -> None:
     created = record(unique_name())
     await store.create(created, None)
-    assert await store.delete(created.id, "stale") is Outcome.ETAG_MISMATCH
-    assert await store.delete(created.id, created.etag) is Outcome.OK
-    assert await store.delete(created.id, None) is Outcome.NOT_FOUND
+    assert await store.delete(created, "stale") is Outcome.ETAG_MISMATCH
+    assert await store.delete(created, created.etag) is Outcome.OK
+    assert await store.delete(created, None) is Outcome.NOT_FOUND
     assert await store.get(created.name) is None
     assert (await store.page(None, 10)).total == 0
 

@@ -39,7 +39,9 @@ KeyFor = Callable[..., str]
 @pytest.fixture
 async def key_for() -> AsyncIterator[KeyFor]:
     """`key_for` of caches in namespace "ns" (key computation never touches Redis)."""
-    plain = PromptCache(aioredis.Redis(port=1), settings_for("ns"), owns_client=True)
+    plain = PromptCache(
+        aioredis.Redis(port=1), settings_for("ns", isolate_tokens=False), owns_client=True
+    )
     isolated = PromptCache(
         aioredis.Redis(port=1), settings_for("ns", isolate_tokens=True), owns_client=True
     )

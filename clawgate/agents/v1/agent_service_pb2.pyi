@@ -98,6 +98,8 @@ class Agent(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    SHARED_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned id, e.g. `agt_…`."""
     name: _builtins.str
@@ -110,6 +112,12 @@ class Agent(_message.Message):
     """Prepended to every conversation with this agent."""
     etag: _builtins.str
     """Changes on every update; send it back to update or delete safely."""
+    shared: _builtins.bool
+    """When true, every token may read and use the agent; only its owner (or an admin)
+    may change it. Default false: only the owner and admins see it.
+    """
+    owner: _builtins.str
+    """Name of the token that created the agent."""
     @_builtins.property
     def config(self) -> Global___AgentConfig:
         """Generation defaults."""
@@ -134,10 +142,12 @@ class Agent(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        shared: _builtins.bool | None = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_model", b"_model", "_name", b"_name", "_system_prompt", b"_system_prompt", "config", b"config", "created_at", b"created_at", "description", b"description", "model", b"model", "name", b"name", "system_prompt", b"system_prompt", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_model", b"_model", "_name", b"_name", "_shared", b"_shared", "_system_prompt", b"_system_prompt", "config", b"config", "created_at", b"created_at", "description", b"description", "model", b"model", "name", b"name", "shared", b"shared", "system_prompt", b"system_prompt", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_model", b"_model", "_name", b"_name", "_system_prompt", b"_system_prompt", "config", b"config", "created_at", b"created_at", "description", b"description", "etag", b"etag", "id", b"id", "model", b"model", "name", b"name", "system_prompt", b"system_prompt", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_model", b"_model", "_name", b"_name", "_shared", b"_shared", "_system_prompt", b"_system_prompt", "config", b"config", "created_at", b"created_at", "description", b"description", "etag", b"etag", "id", b"id", "model", b"model", "name", b"name", "owner", b"owner", "shared", b"shared", "system_prompt", b"system_prompt", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
     _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
@@ -145,6 +155,8 @@ class Agent(_message.Message):
     _WhichOneofArgType__model: _TypeAlias = _typing.Literal["_model", b"_model"]  # noqa: Y015
     _WhichOneofReturnType__name: _TypeAlias = _typing.Literal["name"]  # noqa: Y015
     _WhichOneofArgType__name: _TypeAlias = _typing.Literal["_name", b"_name"]  # noqa: Y015
+    _WhichOneofReturnType__shared: _TypeAlias = _typing.Literal["shared"]  # noqa: Y015
+    _WhichOneofArgType__shared: _TypeAlias = _typing.Literal["_shared", b"_shared"]  # noqa: Y015
     _WhichOneofReturnType__system_prompt: _TypeAlias = _typing.Literal["system_prompt"]  # noqa: Y015
     _WhichOneofArgType__system_prompt: _TypeAlias = _typing.Literal["_system_prompt", b"_system_prompt"]  # noqa: Y015
     @_typing.overload
@@ -153,6 +165,8 @@ class Agent(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__model) -> _WhichOneofReturnType__model | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__name) -> _WhichOneofReturnType__name | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__shared) -> _WhichOneofReturnType__shared | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__system_prompt) -> _WhichOneofReturnType__system_prompt | None: ...
 

@@ -1,0 +1,33 @@
+"""The one table of which scope each gRPC method needs (REST paths map onto these).
+
+A method missing from this table needs `admin`: a new method is closed until someone
+decides who may call it. Public methods (health probes) are declared by their service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from clawgate.common.tokens import ADMIN, AGENTS_READ, AGENTS_WRITE, CACHE_PURGE, CACHE_READ, CHAT
+
+_CHAT = "/clawgate.chat.v1.ChatService/"
+_AGENTS = "/clawgate.agents.v1.AgentService/"
+
+METHOD_SCOPES: Mapping[str, str] = {
+    _CHAT + "CreateChatCompletionHttp": CHAT,
+    _CHAT + "CreateChatCompletion": CHAT,
+    _CHAT + "StreamChatCompletion": CHAT,
+    _CHAT + "ListModels": CHAT,
+    _CHAT + "GetModel": CHAT,
+    _CHAT + "GetCacheStats": CACHE_READ,
+    _CHAT + "PurgeCache": CACHE_PURGE,
+    _AGENTS + "ListAgents": AGENTS_READ,
+    _AGENTS + "GetAgent": AGENTS_READ,
+    _AGENTS + "CreateAgent": AGENTS_WRITE,
+    _AGENTS + "UpdateAgent": AGENTS_WRITE,
+    _AGENTS + "DeleteAgent": AGENTS_WRITE,
+}
+
+
+def scope_for(method: str) -> str:
+    return METHOD_SCOPES.get(method, ADMIN)
