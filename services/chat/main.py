@@ -12,6 +12,7 @@ from clawgate.common import logging as clawgate_logging
 from clawgate.common.auth import Authenticator
 from clawgate.common.config import ChatSettings, Config, load_config
 from clawgate.common.server import serve
+from services.chat import metrics as chat_metrics
 from services.chat.agent_resolver import AgentResolver
 from services.chat.cache import PromptCache
 from services.chat.models import ModelCatalogue
@@ -40,6 +41,7 @@ async def run(config: Config) -> None:
     pipeline = Pipeline(config, session, cache=cache, resolver=resolver)
     catalogue = ModelCatalogue(config, session, resolver)
     servicer = ChatServicer(pipeline, catalogue, cache)
+    chat_metrics.register(pipeline.pool, cache)
 
     def register(server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_ChatServiceServicer_to_server(servicer, server)

@@ -21,6 +21,7 @@ async def run() -> None:
     logging.setup("health", config.log_level)
     auth = Authenticator.from_env()
     servicer = HealthServicer(config, auth)
+    servicer.start()
 
     def register(server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_HealthServiceServicer_to_server(servicer, server)
@@ -32,7 +33,11 @@ async def run() -> None:
         register=register,
         auth=auth,
         # Anyone may ask whether the gateway is up; details need a token (servicer).
-        public_methods=[f"/{SERVICE}/GetHealth"],
+        public_methods=[
+            f"/{SERVICE}/GetHealth",
+            f"/{SERVICE}/CheckLiveness",
+            f"/{SERVICE}/CheckReadiness",
+        ],
         on_stop=[servicer.close],
     )
 
