@@ -28,14 +28,9 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 def _config(standins: dict[str, str]) -> dict[str, Any]:
     model = {"id": MODEL, "name": MODEL, "contextWindow": 32000, "maxTokens": 4096,
              "cost": PRICES}  # fmt: skip
+    local = {"baseUrl": standins["obs"] + "/v1", "api": "openai-completions", "models": [model]}
     return {
-        "providers": {
-            "local": {
-                "baseUrl": standins["obs"] + "/v1",
-                "api": "openai-completions",
-                "models": [model],
-            },  # fmt: skip
-        },
+        "providers": {"local": local},
         "cache": {"ttlSeconds": 600, "namespace": f"obs-{uuid.uuid4().hex[:6]}"},
         "chat": {"firstTokenTimeoutSeconds": 5, "maxRetries": 0, "retryBackoffSeconds": 0.05},
     }
