@@ -5,6 +5,7 @@ health report's service figures. One private stack for the module (it stops part
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -288,3 +289,26 @@ def test_access_logs_never_hold_tokens(stack: Stack) -> None:
     for name in ("envoy.log", "chat.log", "agents.log", "health.log"):
         text = (stack.plan.logs / name).read_text(encoding="utf-8", errors="replace")
         assert stack.token not in text, name
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "clawgate-dashboard.json"
+METRIC_NAME = re.compile(r"\b((?:clawgate|envoy|process)_[a-z0-9_]+)\b")
+
+
+def test_dashboard_queries_only_exported_metrics(stack: Stack) -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 20
+    # Label names (in `by (…)` and `{…}`) are not metric names.
+    bare = [re.sub(r"by \([^)]*\)|\{[^}]*\}", "", e) for e in exprs]
+    used = {m for e in bare for m in METRIC_NAME.findall(e)}
+    assert chat(stack, f"dashboard {uuid.uuid4().hex}").status_code == 200
+    text = requests.get(stack.rest_url + "/metrics", headers=auth(stack), timeout=10).text
+    # Families without samples yet (e.g. errors never seen) still declare HELP and TYPE.
+    exported = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    exported |= {line.split("{")[0].split()[0] for line in text.splitlines()
+                 if line and not line.startswith("#")}  # fmt: skip
+    assert used - exported == set(), "the dashboard names metrics nobody exports"
+    names_needed = {"clawgate_chat_requests_total", "clawgate_worker_in_flight",
+                    "clawgate_worker_vram_used_bytes", "clawgate_cache_events_total"}  # fmt: skip
+    assert names_needed <= used
