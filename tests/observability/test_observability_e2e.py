@@ -5,7 +5,10 @@ health report's service figures. One private stack for the module (it stops part
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -312,3 +315,30 @@ def test_dashboard_queries_only_exported_metrics(stack: Stack) -> None:
     names_needed = {"clawgate_chat_requests_total", "clawgate_worker_in_flight",
                     "clawgate_worker_vram_used_bytes", "clawgate_cache_events_total"}  # fmt: skip
     assert names_needed <= used
+
+
+def status_command(
+    stack: Stack, *args: str, url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CLAWGATE_URL": url or stack.rest_url, "CLAWGATE_TOKEN": stack.token,
+           "NO_COLOR": "1"}  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "clawgate.cli", "status", *args],
+        capture_output=True, text=True, env=env, timeout=30,
+    )  # fmt: skip
+
+
+def test_status_command_prints_the_table_and_exits_by_status(stack: Stack) -> None:
+    shown = status_command(stack)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "OK" in shown.stdout and "chat" in shown.stdout and "redis" in shown.stdout
+    as_json = status_command(stack, "--json")
+    assert json.loads(as_json.stdout)["status"] == "ok"
+    stack.stop("standin:obs")
+    try:
+        wait_until(lambda: status_command(stack).returncode == 2)
+    finally:
+        stack.start("standin:obs")
+    wait_until(lambda: status_command(stack).returncode == 0)
+    gone = status_command(stack, url="http://127.0.0.1:9")
+    assert gone.returncode == 2 and "cannot read" in gone.stderr
