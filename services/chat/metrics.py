@@ -10,6 +10,7 @@ extra bookkeeping for them. Labels: `model` is a configured model id (or `unknow
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from services.chat.workers import WorkerPool
 
 if TYPE_CHECKING:
     from services.chat.pipeline import Exchange
+
+log = logging.getLogger("clawgate.chat")
 
 UNKNOWN_MODEL = "unknown"
 
@@ -102,6 +105,7 @@ class RequestRecord:
         cache = ex.cache_status if ex is not None else "NONE"
         REQUESTS.labels(self.method, model, str(self.code), cache, stream).inc()
         REQUEST_SECONDS.labels(model, stream).observe(total)
+        access_log(self, total)
         if ex is None:
             return
         if self.code == 200:
@@ -114,6 +118,36 @@ class RequestRecord:
             TOKENS.labels(model, "completion").inc(ex.usage.completion_tokens)
         if ex.cost_usd:
             COST.labels(model).inc(ex.cost_usd)
+
+
+def access_log(record: RequestRecord, total_s: float) -> None:
+    """One line per chat call (the request id comes from the log context). Never the
+    prompt or the answer."""
+    fields: dict[str, object] = {
+        "method": record.method,
+        "status": record.code,
+        "duration_ms": round(total_s * 1000, 2),
+    }
+    ex = record.exchange
+    if ex is not None:
+        fields.update(
+            model=ex.request.model,
+            requested_model=ex.request.requested_model,
+            agent_id=ex.request.agent_id,
+            stream=ex.request.stream,
+            cache=ex.cache_status,
+            upstream_ms=round(ex.upstream_s * 1000, 2),
+            overhead_ms=round(max(0.0, total_s - ex.upstream_s) * 1000, 2),
+            cost_usd=round(ex.cost_usd, 8),
+        )
+        if ex.completion is not None:
+            fields["finish_reason"] = ex.completion["choices"][0]["finish_reason"]
+        if ex.usage is not None:
+            fields.update(
+                prompt_tokens=ex.usage.prompt_tokens,
+                completion_tokens=ex.usage.completion_tokens,
+            )
+    log.info("chat request", extra=fields)
 
 
 @contextmanager

@@ -228,19 +228,6 @@ class Exchange:
         self.usage = usage
         self.cost_usd = cost_usd(self.model.cost, usage, cache_hit=cache_hit)
         self.completion = aggregator.completion(self.request.requested_model, usage)
-        log.info(
-            "chat completion",
-            extra={
-                "model": self.request.model,
-                "requested_model": self.request.requested_model,
-                "agent_id": self.request.agent_id,
-                "cache": self.cache_status,
-                "finish_reason": self.completion["choices"][0]["finish_reason"],
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "cost_usd": round(self.cost_usd, 8),
-            },
-        )
         return self.completion
 
     def _estimated_usage(self, aggregator: Aggregator) -> Usage:

@@ -259,7 +259,13 @@ def test_request_id_reaches_every_service_log_and_the_worker(stack: Stack) -> No
         return bool(chat_lines and agent_lines and envoy_lines)
 
     wait_until(everywhere)
-    assert all(line.get("request_id") == rid for line in _log_lines(logs / "chat.log", rid))
+    chat_lines = _log_lines(logs / "chat.log", rid)
+    assert all(line.get("request_id") == rid for line in chat_lines)
+    access = next(line for line in chat_lines if line["msg"] == "chat request")
+    assert access["model"] == MODEL and access["requested_model"] == f"agent:{name}"
+    assert access["status"] == 200 and access["cache"] in ("MISS", "HIT")
+    assert access["completion_tokens"] > 0 and access["overhead_ms"] >= 0
+    assert "content" not in json.dumps(access)  # never the prompt or the answer
     upstream = requests.get(stack.standins["obs"] + "/_standin/requests", timeout=10).json()
     seen = [r for r in upstream["requests"] if r["headers"].get("x-request-id") == rid]
     assert seen, "the worker did not receive the request id"
