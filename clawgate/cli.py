@@ -29,11 +29,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     token.add_argument("--list", action="store_true", help="names and scopes (never tokens)")
     token.add_argument("--revoke", metavar="NAME", help="remove the named token")
+    status = sub.add_parser("status", help="the health report as a table (exit 0/1/2)")
+    status.add_argument("--json", action="store_true", help="print the report as JSON")
+    status.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every N s")
     envoy = sub.add_parser("envoy-config", help="print Envoy's config for docker-compose")
     envoy.add_argument("--descriptor", default="/etc/envoy/clawgate.pb")
     envoy.add_argument("--lua", default="/etc/envoy/openai_errors.lua")
     args = parser.parse_args(argv)
 
+    if args.command == "status":
+        from clawgate import status as status_view
+
+        return status_view.run(args.config, as_json=args.json, watch=args.watch)
     from clawgate.launcher import onboard
 
     if args.command == "onboard":

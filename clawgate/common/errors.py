@@ -16,9 +16,12 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from clawgate.common.logging import request_id
+
 ERROR_JSON_KEY = "x-error-json"
 HTTP_STATUS_KEY = "x-http-status"
 RETRY_AFTER_KEY = "retry-after"
+REQUEST_ID_KEY = "x-request-id"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 _GRPC_BY_HTTP: dict[int, grpc.StatusCode] = {
@@ -122,6 +125,9 @@ class ApiError(Exception):
         ]
         if self.retry_after is not None:
             md.append((RETRY_AFTER_KEY, str(max(1, round(self.retry_after)))))
+        rid = request_id.get()
+        if rid:
+            md.append((REQUEST_ID_KEY, rid))
         return tuple(md)
 
     def _status_details(self) -> bytes:

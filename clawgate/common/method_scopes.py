@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from clawgate.common.tokens import ADMIN, AGENTS_READ, AGENTS_WRITE, CACHE_PURGE, CACHE_READ, CHAT
+from clawgate.common.tokens import (
+    ADMIN,
+    AGENTS_READ,
+    AGENTS_WRITE,
+    CACHE_PURGE,
+    CACHE_READ,
+    CHAT,
+    METRICS_READ,
+)
 
 _CHAT = "/clawgate.chat.v1.ChatService/"
 _AGENTS = "/clawgate.agents.v1.AgentService/"
+_HEALTH = "/clawgate.health.v1.HealthService/"
 
 METHOD_SCOPES: Mapping[str, str] = {
     _CHAT + "CreateChatCompletionHttp": CHAT,
@@ -26,6 +35,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     _AGENTS + "CreateAgent": AGENTS_WRITE,
     _AGENTS + "UpdateAgent": AGENTS_WRITE,
     _AGENTS + "DeleteAgent": AGENTS_WRITE,
+    _HEALTH + "GetMetrics": METRICS_READ,
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import signal
 import time
 import uuid
@@ -24,6 +25,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from clawgate.common import metrics
 from clawgate.common.auth import (
     Authenticator,
     AuthResult,
@@ -32,7 +34,7 @@ from clawgate.common.auth import (
     permission_error,
 )
 from clawgate.common.auth_throttle import FailedAuthLimiter, client_address, too_many_failures
-from clawgate.common.errors import ApiError, abort, internal
+from clawgate.common.errors import REQUEST_ID_KEY, ApiError, abort, internal
 from clawgate.common.logging import request_id
 from clawgate.common.method_scopes import scope_for
 from clawgate.common.tokens import current_principal
@@ -102,9 +104,11 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         )
 
     async def _enter(self, method: str, public: bool, context: Context) -> None:
-        rid = metadata_value(context, "x-request-id") or uuid.uuid4().hex
+        rid = metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex
         request_id.set(rid)
         current_principal.set(None)
+        # gRPC callers get it back in the trailers (abort() adds it to error trailers too).
+        context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
         if public:
             return
         metadata = [
@@ -193,14 +197,26 @@ async def _fail(context: Context, method: str, exc: Exception) -> None:
 
 def _access_log(method: str, context: Context, started: float) -> None:
     code = context.code() if hasattr(context, "code") else None
+    name = getattr(code, "name", "OK") if code is not None else "OK"
+    seconds = time.perf_counter() - started
+    metrics.observe_call(method, name, seconds)
     log.info(
-        "call",
-        extra={
-            "method": method,
-            "code": getattr(code, "name", "OK") if code is not None else "OK",
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        },
+        "call", extra={"method": method, "code": name, "duration_ms": round(seconds * 1000, 2)}
     )
+
+
+# Internal, not routed by Envoy (its routes name the public services): the health service
+# gathers every service's metrics through it for the gateway's GET /metrics.
+SCRAPE_SERVICE = "clawgate.internal.v1.Metrics"
+SCRAPE_METHOD = f"/{SCRAPE_SERVICE}/Scrape"
+
+
+def _scrape_handler() -> grpc.GenericRpcHandler[bytes, bytes]:
+    async def scrape(request: bytes, context: Context) -> bytes:
+        return metrics.exposition()
+
+    handler = grpc.unary_unary_rpc_method_handler(scrape)  # raw bytes in and out
+    return grpc.method_handlers_generic_handler(SCRAPE_SERVICE, {"Scrape": handler})
 
 
 @dataclass
@@ -224,10 +240,12 @@ async def start_server(
     `register` adds the service's servicers and returns their full names
     (e.g. `clawgate.chat.v1.ChatService`), which get health status and reflection.
     """
+    metrics.start(name, os.environ.get("CLAWGATE_METRICS_ADDR"))
     server = grpc.aio.server(
-        interceptors=[GatewayInterceptor(auth, public_methods, throttle)],
+        interceptors=[GatewayInterceptor(auth, [*public_methods, SCRAPE_METHOD], throttle)],
         options=SERVER_OPTIONS,
     )
+    server.add_generic_rpc_handlers([_scrape_handler()])
     service_names = list(register(server))
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)  # type: ignore[no-untyped-call]

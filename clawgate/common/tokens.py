@@ -27,8 +27,9 @@ CHAT = "chat"
 AGENTS_READ = "agents:read"
 AGENTS_WRITE = "agents:write"
 CACHE_READ = "cache:read"
+METRICS_READ = "metrics:read"  # GET /metrics (Prometheus scrapers)
 CACHE_PURGE = "cache:purge"
-SCOPES = (ADMIN, CHAT, AGENTS_READ, AGENTS_WRITE, CACHE_READ, CACHE_PURGE)
+SCOPES = (ADMIN, CHAT, AGENTS_READ, AGENTS_WRITE, CACHE_READ, CACHE_PURGE, METRICS_READ)
 
 PLAIN_TOKEN_NAME = "admin"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

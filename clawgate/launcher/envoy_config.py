@@ -167,6 +167,36 @@ def _client_address_header() -> dict[str, Any]:
     }
 
 
+def _access_log() -> dict[str, Any]:
+    """One JSON line per request on stdout. The path is logged without its query string,
+    so `?token=…` never reaches a log; no header that carries a credential is logged."""
+    fields = {
+        "ts": "%START_TIME%",
+        "request_id": "%REQ(X-REQUEST-ID)%",
+        "method": "%REQ(:METHOD)%",
+        "path": "%REQ_WITHOUT_QUERY(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+        "route": "%UPSTREAM_CLUSTER%",
+        "grpc_method": "%REQ_WITHOUT_QUERY(:PATH)%",
+        "status": "%RESPONSE_CODE%",
+        "grpc_status": "%GRPC_STATUS%",
+        "flags": "%RESPONSE_FLAGS%",
+        "cache": "%RESP(X-CACHE)%",
+        "bytes_in": "%BYTES_RECEIVED%",
+        "bytes_out": "%BYTES_SENT%",
+        "duration_ms": "%DURATION%",
+        "upstream_ms": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+        "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+        "user_agent": "%REQ(USER-AGENT)%",
+    }
+    return {
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": _T + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": {"json_format": fields, "formatters": [_REQ_WITHOUT_QUERY]},
+        },
+    }
+
+
 def render(
     ports: EnvoyPorts, descriptor: Path = DESCRIPTOR, lua: Path = LUA_FILTER
 ) -> dict[str, Any]:
@@ -197,6 +227,12 @@ def render(
         "stream_idle_timeout": "600s",
         # The client's own address (not a header it sent) for the failed-auth limit.
         "use_remote_address": True,
+        # Request ids end to end: keep the client's x-request-id (else make one), pass it
+        # to the services, and return it on every response.
+        "generate_request_id": True,
+        "preserve_external_request_id": True,
+        "always_set_request_id_in_response": True,
+        "access_log": [_access_log()],
         "route_config": {
             "name": "clawgate",
             "virtual_hosts": [{"name": "clawgate", "domains": ["*"], "routes": routes}],

@@ -151,6 +151,7 @@ class Stack:
     def service_env(self) -> dict[str, str]:
         env = {
             **self.plan.addrs.env(),
+            "CLAWGATE_ENVOY_ADMIN_URL": f"http://127.0.0.1:{self.plan.admin_port}",
             "CLAWGATE_REDIS_URL": self.plan.redis_url,
             "CLAWGATE_TOKEN_FILE": str(self.plan.token_file),
             "CLAWGATE_STATE_DIR": str(self.plan.state_dir),

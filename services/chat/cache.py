@@ -43,6 +43,7 @@ from clawgate.common.config import CacheSettings
 from clawgate.common.errors import ApiError
 
 from .cache_key import entry_key, entry_prefix, glob_escape, is_entry_key, request_digest
+from .cache_metrics import REDIS_ERRORS, REDIS_SECONDS
 from .cache_notify import FlightNotifier
 from .cache_stats import CacheCounters
 
@@ -251,6 +252,17 @@ class PromptCache:
         await asyncio.shield(task)
 
     # -- admin -------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Outcome counters of this process (metrics read them at scrape time)."""
+        c = self._counters
+        return {
+            "hit": c.hits,
+            "miss": c.misses,
+            "bypass": c.bypasses,
+            "store": c.stores,
+            "join": c.coalesced,
+        }
+
     def stats(self) -> dict[str, float | bool]:
         """Counters of this process; `entries` is the deployment's (refreshed lazily)."""
         self._refresh_entries_soon()
@@ -495,12 +507,16 @@ class PromptCache:
     # -- internals: Redis health ---------------------------------------------------------
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one Redis operation under the op timeout; failures become _RedisTrouble."""
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self._op_timeout):
                 result = await operation()
         except (RedisError, OSError, TimeoutError) as exc:
+            REDIS_ERRORS.inc()
             self._redis_failed(exc)
             raise _RedisTrouble from exc
+        finally:
+            REDIS_SECONDS.observe(time.perf_counter() - started)
         self._redis_recovered()
         return result
 

@@ -13,6 +13,7 @@ from clawgate.common.auth import Authenticator
 from clawgate.common.auth_throttle import FailedAuthLimiter
 from clawgate.common.config import ChatSettings, Config, load_config
 from clawgate.common.server import serve
+from services.chat import metrics as chat_metrics
 from services.chat.agent_resolver import AgentResolver
 from services.chat.cache import PromptCache
 from services.chat.models import ModelCatalogue
@@ -43,6 +44,7 @@ async def run(config: Config) -> None:
     catalogue = ModelCatalogue(config, session, resolver)
     limits = RateLimiter.from_config(config)
     servicer = ChatServicer(pipeline, catalogue, cache, limits)
+    chat_metrics.register(pipeline.pool, cache)
 
     def register(server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_ChatServiceServicer_to_server(servicer, server)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from services.chat.cache import CacheDecision, PromptCache
 from services.chat.cache_key import CacheControl
 from services.chat.errors import Action, classify, to_api_error
 from services.chat.limits import apply_model_limits
+from services.chat.metrics import FAILOVERS, WORKER_ERRORS, WORKER_RETRIES, error_kind
 from services.chat.openai_format import Aggregator, completion_to_deltas
 from services.chat.providers import adapter_for
 from services.chat.providers.base import (
@@ -150,6 +152,11 @@ class Exchange:
         self.call = call
         self.cache_status = "BYPASS"
         self.completion: dict[str, Any] | None = None
+        self.usage: Usage | None = None
+        self.cost_usd = 0.0
+        # Seconds spent waiting on workers (all attempts): the rest is gateway overhead.
+        self.upstream_s = 0.0
+        self.first_delta_at: float | None = None  # perf_counter() of the answer's start
         loop = asyncio.get_running_loop()
         self._deadline_at = loop.time() + call.deadline_s
 
@@ -185,14 +192,23 @@ class Exchange:
         if decision is not None and decision.status == "HIT" and decision.completion:
             for delta in completion_to_deltas(decision.completion):
                 aggregator.add(delta)
+                self._started()
                 yield delta
             self._finish(aggregator, cache_hit=True)
             return
         completion: dict[str, Any] | None = None
         try:
             async with aclosing(self._from_workers(buffered)) as upstream:
-                async for delta in upstream:
+                while True:
+                    waited = time.perf_counter()
+                    try:
+                        delta = await anext(upstream)
+                    except StopAsyncIteration:
+                        break
+                    finally:
+                        self.upstream_s += time.perf_counter() - waited
                     aggregator.add(delta)
+                    self._started()
                     yield delta
             if aggregator.usage is None:  # servers before ollama 0.5.2 send no usage
                 estimate = Delta(usage=self._estimated_usage(aggregator))
@@ -203,22 +219,15 @@ class Exchange:
             if cache is not None and decision is not None:
                 await cache.finish(decision, completion)
 
+    def _started(self) -> None:
+        if self.first_delta_at is None:
+            self.first_delta_at = time.perf_counter()
+
     def _finish(self, aggregator: Aggregator, *, cache_hit: bool) -> dict[str, Any]:
         usage = aggregator.usage or self._estimated_usage(aggregator)
+        self.usage = usage
+        self.cost_usd = cost_usd(self.model.cost, usage, cache_hit=cache_hit)
         self.completion = aggregator.completion(self.request.requested_model, usage)
-        log.info(
-            "chat completion",
-            extra={
-                "model": self.request.model,
-                "requested_model": self.request.requested_model,
-                "agent_id": self.request.agent_id,
-                "cache": self.cache_status,
-                "finish_reason": self.completion["choices"][0]["finish_reason"],
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "cost_usd": round(cost_usd(self.model.cost, usage, cache_hit=cache_hit), 8),
-            },
-        )
         return self.completion
 
     def _estimated_usage(self, aggregator: Aggregator) -> Usage:
@@ -253,6 +262,8 @@ class Exchange:
                 if started:
                     raise error from None
                 action = classify(failure)
+                worker = public_url(target.worker)
+                WORKER_ERRORS.labels(worker, error_kind(error)).inc()
                 if isinstance(failure, UpstreamUnreachable):
                     pipeline.pool.mark_down(target, failure.message)
                 log.warning(
@@ -269,6 +280,7 @@ class Exchange:
                 if action is Action.FATAL:
                     raise error from None
                 if pipeline.pool.untried_alive(self.targets, tried):
+                    FAILOVERS.labels(worker).inc()
                     continue  # fail over at once: another worker may be fine
                 if action is Action.FAILOVER or retries >= settings.max_retries:
                     raise error from None
@@ -276,6 +288,7 @@ class Exchange:
                 if loop.time() + delay >= self._deadline_at:
                     raise error from None
                 retries += 1
+                WORKER_RETRIES.labels(worker).inc()
                 await asyncio.sleep(delay)
 
     async def _attempt(self, target: Target) -> AsyncGenerator[Delta, None]:

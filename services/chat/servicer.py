@@ -30,6 +30,7 @@ from clawgate.common.errors import ApiError, internal, invalid
 from clawgate.common.tokens import current_principal
 from services.chat.cache import PromptCache
 from services.chat.cache_key import parse_cache_control
+from services.chat.metrics import observed
 from services.chat.models import ModelCatalogue
 from services.chat.openai_format import DONE_FRAME, ChunkEncoder, dumps, error_frame, sse_frame
 from services.chat.pipeline import CallOptions, Exchange, Pipeline
@@ -95,8 +96,12 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     async def CreateChatCompletionHttp(  # type: ignore[override]
         self, request: pb.CreateChatCompletionHttpRequest, context: Context
     ) -> None:
-        raw = parse_json_body(request.body.data)
-        exchange = await self._open(raw, None, context)
+        with observed("CreateChatCompletionHttp") as record:
+            raw = parse_json_body(request.body.data)
+            exchange = record.exchange = await self._open(raw, None, context)
+            await self._answer_http(exchange, context)
+
+    async def _answer_http(self, exchange: Exchange, context: Context) -> None:
         if not exchange.request.stream:
             completion = await exchange.complete()
             await _send_headers(context, exchange)
@@ -108,21 +113,27 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     async def CreateChatCompletion(
         self, request: pb.CreateChatCompletionRequest, context: Context
     ) -> pb.ChatCompletion:
-        exchange = await self._open(params_to_dict(request.params), False, context)
-        completion = await exchange.complete()
-        await _send_headers(context, exchange)
-        return _to_message(completion, pb.ChatCompletion())
+        with observed("CreateChatCompletion") as record:
+            exchange = record.exchange = await self._open(
+                params_to_dict(request.params), False, context
+            )
+            completion = await exchange.complete()
+            await _send_headers(context, exchange)
+            return _to_message(completion, pb.ChatCompletion())
 
     async def StreamChatCompletion(  # type: ignore[override]
         self, request: pb.StreamChatCompletionRequest, context: Context
     ) -> None:
-        exchange = await self._open(params_to_dict(request.params), True, context)
+        with observed("StreamChatCompletion") as record:
+            exchange = record.exchange = await self._open(
+                params_to_dict(request.params), True, context
+            )
 
-        async def write(chunk: dict[str, Any]) -> None:
-            await context.write(_to_message(chunk, pb.ChatCompletionChunk()))
+            async def write(chunk: dict[str, Any]) -> None:
+                await context.write(_to_message(chunk, pb.ChatCompletionChunk()))
 
-        # A failure after the first chunk ends the call with its gRPC status.
-        await _render_chunks(exchange, context, write)
+            # A failure after the first chunk ends the call with its gRPC status.
+            await _render_chunks(exchange, context, write)
 
     async def _open(self, raw: dict[str, Any], stream: bool | None, context: Context) -> Exchange:
         call = call_options(context, self._pipeline.settings)

@@ -79,6 +79,10 @@ class WorkerPool:
         state.down_until = 0.0
         state.last_error = ""
 
+    def states(self) -> list[WorkerState]:
+        """Every worker seen so far (metrics read them at scrape time)."""
+        return list(self._workers.values())
+
     def in_flight(self) -> dict[str, int]:
         """In-flight requests per worker URL (summed over providers sharing a URL)."""
         totals: dict[str, int] = {}

@@ -22,6 +22,7 @@ async def run() -> None:
     logging.setup("health", config.log_level)
     auth = Authenticator.from_env(extra=config.auth.tokens)
     servicer = HealthServicer(config, auth)
+    servicer.start()
 
     def register(server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_HealthServiceServicer_to_server(servicer, server)
@@ -34,7 +35,11 @@ async def run() -> None:
         auth=auth,
         throttle=FailedAuthLimiter.from_config(config),
         # Anyone may ask whether the gateway is up; details need a token (servicer).
-        public_methods=[f"/{SERVICE}/GetHealth"],
+        public_methods=[
+            f"/{SERVICE}/GetHealth",
+            f"/{SERVICE}/CheckLiveness",
+            f"/{SERVICE}/CheckReadiness",
+        ],
         on_stop=[servicer.close],
     )
 

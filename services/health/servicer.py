@@ -3,28 +3,43 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
+import logging
+import os
 from typing import Any
 
 import aiohttp
 import grpc
 import redis.asyncio as redis
+from google.api import httpbody_pb2
 
 from clawgate import __version__
 from clawgate.common.auth import Authenticator, AuthResult, auth_error
 from clawgate.common.config import Config
 from clawgate.common.errors import HTTP_STATUS_KEY
+from clawgate.common.metrics import exposition
 from clawgate.common.services import BY_NAME, SERVICES
 from clawgate.common.supervision import down_reasons
 from clawgate.health.v1 import health_service_pb2 as pb
 from clawgate.health.v1 import health_service_pb2_grpc as pb_grpc
 from services.chat.providers.base import public_url
 from services.health import checks
+from services.health.figures import (
+    LastErrors,
+    ServiceFigures,
+    apply_figures,
+    liveness_failures,
+    observe_report,
+    readiness_failures,
+)
+from services.health.gather import CONTENT_TYPE, gather, scrape_service
+
+log = logging.getLogger("clawgate.health")
 
 CHECK_TIMEOUT_S = 2.0
-# Probes (load balancers, Envoy, scripts) may call often; one round of checks serves
-# every caller within this window.
-REPORT_TTL_S = 1.0
+# Checks run in the background this often; every call reads the latest round, so a call
+# never waits on a dead worker (except for the very first round after start).
+CHECK_INTERVAL_S = 1.0
 HINT = "send `Authorization: Bearer <token>` for every component's state"
 
 
@@ -39,10 +54,55 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
         }
         self._redis = redis.from_url(config.redis_url, socket_timeout=CHECK_TIMEOUT_S)
         self._session: aiohttp.ClientSession | None = None
-        self._cached: tuple[float, pb.HealthReport] | None = None
-        self._lock = asyncio.Lock()
+        self._latest: pb.HealthReport | None = None
+        self._first_round = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_errors = LastErrors()
+        admin = os.environ.get("CLAWGATE_ENVOY_ADMIN_URL") or (
+            f"http://127.0.0.1:{config.gateway.admin_port}"
+        )
+        # usedonly: stats that ever changed, a fraction of the full set.
+        self._envoy_stats_url = admin.rstrip("/") + "/stats/prometheus?usedonly"
+
+    def start(self) -> None:
+        """Start the background checks (from inside the running event loop)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._check_forever())
+
+    async def _check_forever(self) -> None:
+        while True:
+            try:
+                report = await self._run_checks()
+                await self._add_service_figures(report)
+                self._last_errors.apply(report)
+                observe_report(report)
+                self._latest = report
+                self._first_round.set()
+            except Exception:
+                log.exception("health round failed")
+            await asyncio.sleep(CHECK_INTERVAL_S)
+
+    async def _add_service_figures(self, report: pb.HealthReport) -> None:
+        """Versions, uptimes, worker load and cache counters, from the services' metrics."""
+        scraped = await asyncio.gather(
+            *(self._scrape(name) for name in self._channels), return_exceptions=False
+        )
+        figures = dict(zip(self._channels, scraped, strict=True))
+        figures["health"] = ServiceFigures.parse(exposition().decode())
+        apply_figures(report, figures)
+
+    async def _scrape(self, name: str) -> ServiceFigures | None:
+        try:
+            text = await scrape_service(self._channels[name][0], CHECK_TIMEOUT_S)
+        except (grpc.aio.AioRpcError, TimeoutError, UnicodeDecodeError):
+            return None
+        return ServiceFigures.parse(text)
 
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         for channel, _ in self._channels.values():
             await channel.close(None)
         await self._redis.aclose()
@@ -77,11 +137,33 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
         return report
 
     async def report(self) -> pb.HealthReport:
-        async with self._lock:
-            now = time.monotonic()
-            if self._cached is None or now - self._cached[0] > REPORT_TTL_S:
-                self._cached = (now, await self._run_checks())
-            return self._cached[1]
+        self.start()
+        await self._first_round.wait()
+        assert self._latest is not None
+        return self._latest
+
+    # -- probes for orchestrators (no token) -----------------------------------------------
+    async def CheckLiveness(
+        self, request: pb.CheckLivenessRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ProbeResult:
+        return await _probe(context, liveness_failures(await self.report()))
+
+    async def CheckReadiness(
+        self, request: pb.CheckReadinessRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ProbeResult:
+        return await _probe(context, readiness_failures(await self.report(), self._config))
+
+    # -- metrics ---------------------------------------------------------------------------
+    async def GetMetrics(
+        self, request: pb.GetMetricsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> httpbody_pb2.HttpBody:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        channels = {name: channel for name, (channel, _) in self._channels.items()}
+        data = await gather(
+            channels, self._session, self._envoy_stats_url, "health", CHECK_TIMEOUT_S
+        )
+        return httpbody_pb2.HttpBody(content_type=CONTENT_TYPE, data=data)
 
     async def GetHealth(
         self, request: pb.GetHealthRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -98,6 +180,13 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
         summary = pb.HealthReport(status=full.status, version=full.version, hint=HINT)
         summary.checked_at.CopyFrom(full.checked_at)
         return summary
+
+
+async def _probe(context: grpc.aio.ServicerContext[Any, Any], reasons: list[str]) -> pb.ProbeResult:
+    if reasons:
+        await context.send_initial_metadata(((HTTP_STATUS_KEY, "503"),))
+        return pb.ProbeResult(status="fail", reasons=reasons)
+    return pb.ProbeResult(status="ok")
 
 
 def overall_status(components: list[pb.Component]) -> str:

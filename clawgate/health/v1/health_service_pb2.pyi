@@ -37,6 +37,85 @@ class GetHealthRequest(_message.Message):
 Global___GetHealthRequest: _TypeAlias = GetHealthRequest  # noqa: Y015
 
 @_typing.final
+class CheckLivenessRequest(_message.Message):
+    """Request of CheckLiveness."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckLivenessRequest: _TypeAlias = CheckLivenessRequest  # noqa: Y015
+
+@_typing.final
+class CheckReadinessRequest(_message.Message):
+    """Request of CheckReadiness."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckReadinessRequest: _TypeAlias = CheckReadinessRequest  # noqa: Y015
+
+@_typing.final
+class GetMetricsRequest(_message.Message):
+    """Request of GetMetrics."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMetricsRequest: _TypeAlias = GetMetricsRequest  # noqa: Y015
+
+@_typing.final
+class ProbeResult(_message.Message):
+    """The answer of a liveness or readiness probe."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """`ok` or `fail`."""
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why the probe fails (empty when ok)."""
+
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reasons", b"reasons", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProbeResult: _TypeAlias = ProbeResult  # noqa: Y015
+
+@_typing.final
 class HealthReport(_message.Message):
     """The health of the whole gateway."""
 
@@ -47,6 +126,7 @@ class HealthReport(_message.Message):
     CHECKED_AT_FIELD_NUMBER: _builtins.int
     COMPONENTS_FIELD_NUMBER: _builtins.int
     HINT_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     status: _builtins.str
     """`ok` (all parts work), `degraded` (some optional part is down) or `down`."""
     version: _builtins.str
@@ -61,6 +141,10 @@ class HealthReport(_message.Message):
     def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___Component]:
         """Every component; empty for callers without a token."""
 
+    @_builtins.property
+    def cache(self) -> Global___CacheSummary:
+        """Prompt-cache counters of the chat service (one process of it)."""
+
     def __init__(
         self,
         *,
@@ -69,14 +153,53 @@ class HealthReport(_message.Message):
         checked_at: _timestamp_pb2.Timestamp | None = ...,
         components: _abc.Iterable[Global___Component] | None = ...,
         hint: _builtins.str = ...,
+        cache: Global___CacheSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["checked_at", b"checked_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "checked_at", b"checked_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_at", b"checked_at", "components", b"components", "hint", b"hint", "status", b"status", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "checked_at", b"checked_at", "components", b"components", "hint", b"hint", "status", b"status", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HealthReport: _TypeAlias = HealthReport  # noqa: Y015
+
+@_typing.final
+class CacheSummary(_message.Message):
+    """Prompt-cache counters since the chat process started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HITS_FIELD_NUMBER: _builtins.int
+    MISSES_FIELD_NUMBER: _builtins.int
+    BYPASSES_FIELD_NUMBER: _builtins.int
+    STORES_FIELD_NUMBER: _builtins.int
+    JOINS_FIELD_NUMBER: _builtins.int
+    hits: _builtins.int
+    """Answers served from the cache."""
+    misses: _builtins.int
+    """Lookups that found nothing (the model answered)."""
+    bypasses: _builtins.int
+    """Requests that skipped the cache (Redis unavailable, or caching off)."""
+    stores: _builtins.int
+    """Answers stored."""
+    joins: _builtins.int
+    """Requests that waited for an identical request in flight instead of calling the model."""
+    def __init__(
+        self,
+        *,
+        hits: _builtins.int = ...,
+        misses: _builtins.int = ...,
+        bypasses: _builtins.int = ...,
+        stores: _builtins.int = ...,
+        joins: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bypasses", b"bypasses", "hits", b"hits", "joins", b"joins", "misses", b"misses", "stores", b"stores"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CacheSummary: _TypeAlias = CacheSummary  # noqa: Y015
 
 @_typing.final
 class Component(_message.Message):
@@ -91,6 +214,10 @@ class Component(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _builtins.int
     CRITICAL_FIELD_NUMBER: _builtins.int
     WORKER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UPTIME_SECONDS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_AT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """E.g. `chat`, `agents`, `redis`, `ollama:http://127.0.0.1:11434`."""
     kind: _builtins.str
@@ -102,10 +229,22 @@ class Component(_message.Message):
     latency_ms: _builtins.float
     """How long the check took."""
     critical: _builtins.bool
-    """Whether the gateway can work without it."""
+    """Whether the gateway is down while this part is down (chat; the LLM workers, when
+    all of them are down). A non-critical part only makes the gateway `degraded`.
+    """
+    version: _builtins.str
+    """For services: their version, from their metrics."""
+    uptime_seconds: _builtins.float
+    """For services: seconds since the process started."""
+    last_error: _builtins.str
+    """The last failure seen by the health checks, and when (kept after recovery)."""
     @_builtins.property
     def worker(self) -> Global___WorkerInfo:
         """For LLM workers."""
+
+    @_builtins.property
+    def last_error_at(self) -> _timestamp_pb2.Timestamp:
+        """When last_error was seen."""
 
     def __init__(
         self,
@@ -117,10 +256,14 @@ class Component(_message.Message):
         latency_ms: _builtins.float = ...,
         critical: _builtins.bool = ...,
         worker: Global___WorkerInfo | None = ...,
+        version: _builtins.str = ...,
+        uptime_seconds: _builtins.float = ...,
+        last_error: _builtins.str = ...,
+        last_error_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["worker", b"worker"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_error_at", b"last_error_at", "worker", b"worker"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["critical", b"critical", "detail", b"detail", "kind", b"kind", "latency_ms", b"latency_ms", "name", b"name", "status", b"status", "worker", b"worker"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["critical", b"critical", "detail", b"detail", "kind", b"kind", "last_error", b"last_error", "last_error_at", b"last_error_at", "latency_ms", b"latency_ms", "name", b"name", "status", b"status", "uptime_seconds", b"uptime_seconds", "version", b"version", "worker", b"worker"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -143,6 +286,7 @@ class WorkerInfo(_message.Message):
     VRAM_USED_BYTES_FIELD_NUMBER: _builtins.int
     IN_FLIGHT_FIELD_NUMBER: _builtins.int
     SERVER_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     """Base URL of the worker."""
     provider: _builtins.str
@@ -152,11 +296,13 @@ class WorkerInfo(_message.Message):
     vram_used_bytes: _builtins.float
     """Sum of size_vram over loaded models."""
     in_flight: _builtins.int
-    """Requests in flight from this gateway."""
+    """Requests in flight from this gateway (one chat process)."""
     server: _builtins.str
     """What answered: `ollama`, `llama.cpp server (OpenAI-compatible)` or
     `OpenAI-compatible server`.
     """
+    skipped: _builtins.bool
+    """Whether the chat service currently skips this worker after failures."""
     @_builtins.property
     def pulled_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Models pulled on (or served by) the worker."""
@@ -181,10 +327,11 @@ class WorkerInfo(_message.Message):
         vram_used_bytes: _builtins.float = ...,
         in_flight: _builtins.int = ...,
         server: _builtins.str = ...,
+        skipped: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_flight", b"in_flight", "loaded_models", b"loaded_models", "missing_models", b"missing_models", "provider", b"provider", "pulled_models", b"pulled_models", "server", b"server", "url", b"url", "version", b"version", "vram_used_bytes", b"vram_used_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_flight", b"in_flight", "loaded_models", b"loaded_models", "missing_models", b"missing_models", "provider", b"provider", "pulled_models", b"pulled_models", "server", b"server", "skipped", b"skipped", "url", b"url", "version", b"version", "vram_used_bytes", b"vram_used_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from clawgate.health.v1 import health_service_pb2 as clawgate_dot_health_dot_v1_dot_health__service__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -40,6 +41,21 @@ class HealthServiceStub:
                 request_serializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.GetHealthRequest.SerializeToString,
                 response_deserializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.HealthReport.FromString,
                 _registered_method=True)
+        self.CheckLiveness = channel.unary_unary(
+                '/clawgate.health.v1.HealthService/CheckLiveness',
+                request_serializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.CheckLivenessRequest.SerializeToString,
+                response_deserializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.ProbeResult.FromString,
+                _registered_method=True)
+        self.CheckReadiness = channel.unary_unary(
+                '/clawgate.health.v1.HealthService/CheckReadiness',
+                request_serializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.CheckReadinessRequest.SerializeToString,
+                response_deserializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.ProbeResult.FromString,
+                _registered_method=True)
+        self.GetMetrics = channel.unary_unary(
+                '/clawgate.health.v1.HealthService/GetMetrics',
+                request_serializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.GetMetricsRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
 
 
 class HealthServiceServicer:
@@ -53,6 +69,30 @@ class HealthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckLiveness(self, request, context):
+        """Liveness for orchestrators, without a token: Envoy and every service process answer.
+        200 when live, 503 otherwise. Never waits on an LLM worker.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckReadiness(self, request, context):
+        """Readiness, without a token: the chat path can serve (chat service serving, at least
+        one worker reachable with a configured model pulled). Redis is optional. 200 or 503.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMetrics(self, request, context):
+        """Prometheus metrics of every service (one instance of each) and of Envoy, in the text
+        exposition format. Needs a token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HealthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +100,21 @@ def add_HealthServiceServicer_to_server(servicer, server):
                     servicer.GetHealth,
                     request_deserializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.GetHealthRequest.FromString,
                     response_serializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.HealthReport.SerializeToString,
+            ),
+            'CheckLiveness': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckLiveness,
+                    request_deserializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.CheckLivenessRequest.FromString,
+                    response_serializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.ProbeResult.SerializeToString,
+            ),
+            'CheckReadiness': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckReadiness,
+                    request_deserializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.CheckReadinessRequest.FromString,
+                    response_serializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.ProbeResult.SerializeToString,
+            ),
+            'GetMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetrics,
+                    request_deserializer=clawgate_dot_health_dot_v1_dot_health__service__pb2.GetMetricsRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +145,87 @@ class HealthService:
             '/clawgate.health.v1.HealthService/GetHealth',
             clawgate_dot_health_dot_v1_dot_health__service__pb2.GetHealthRequest.SerializeToString,
             clawgate_dot_health_dot_v1_dot_health__service__pb2.HealthReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckLiveness(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clawgate.health.v1.HealthService/CheckLiveness',
+            clawgate_dot_health_dot_v1_dot_health__service__pb2.CheckLivenessRequest.SerializeToString,
+            clawgate_dot_health_dot_v1_dot_health__service__pb2.ProbeResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckReadiness(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clawgate.health.v1.HealthService/CheckReadiness',
+            clawgate_dot_health_dot_v1_dot_health__service__pb2.CheckReadinessRequest.SerializeToString,
+            clawgate_dot_health_dot_v1_dot_health__service__pb2.ProbeResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clawgate.health.v1.HealthService/GetMetrics',
+            clawgate_dot_health_dot_v1_dot_health__service__pb2.GetMetricsRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ isort:skip_file
 
 from clawgate.health.v1 import health_service_pb2 as _health_service_pb2
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -35,6 +36,18 @@ class HealthServiceStub:
     def __new__(cls, channel: _aio.Channel) -> HealthServiceAsyncStub: ...
     GetHealth: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.GetHealthRequest, _health_service_pb2.HealthReport]
     """Without a token: the overall status only. With a token: every component."""
+    CheckLiveness: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.CheckLivenessRequest, _health_service_pb2.ProbeResult]
+    """Liveness for orchestrators, without a token: Envoy and every service process answer.
+    200 when live, 503 otherwise. Never waits on an LLM worker.
+    """
+    CheckReadiness: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.CheckReadinessRequest, _health_service_pb2.ProbeResult]
+    """Readiness, without a token: the chat path can serve (chat service serving, at least
+    one worker reachable with a configured model pulled). Redis is optional. 200 or 503.
+    """
+    GetMetrics: _grpc.UnaryUnaryMultiCallable[_health_service_pb2.GetMetricsRequest, _httpbody_pb2.HttpBody]
+    """Prometheus metrics of every service (one instance of each) and of Envoy, in the text
+    exposition format. Needs a token.
+    """
 
 @_typing.type_check_only
 class HealthServiceAsyncStub(HealthServiceStub):
@@ -43,6 +56,18 @@ class HealthServiceAsyncStub(HealthServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetHealth: _aio.UnaryUnaryMultiCallable[_health_service_pb2.GetHealthRequest, _health_service_pb2.HealthReport]  # type: ignore[assignment]
     """Without a token: the overall status only. With a token: every component."""
+    CheckLiveness: _aio.UnaryUnaryMultiCallable[_health_service_pb2.CheckLivenessRequest, _health_service_pb2.ProbeResult]  # type: ignore[assignment]
+    """Liveness for orchestrators, without a token: Envoy and every service process answer.
+    200 when live, 503 otherwise. Never waits on an LLM worker.
+    """
+    CheckReadiness: _aio.UnaryUnaryMultiCallable[_health_service_pb2.CheckReadinessRequest, _health_service_pb2.ProbeResult]  # type: ignore[assignment]
+    """Readiness, without a token: the chat path can serve (chat service serving, at least
+    one worker reachable with a configured model pulled). Redis is optional. 200 or 503.
+    """
+    GetMetrics: _aio.UnaryUnaryMultiCallable[_health_service_pb2.GetMetricsRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """Prometheus metrics of every service (one instance of each) and of Envoy, in the text
+    exposition format. Needs a token.
+    """
 
 class HealthServiceServicer(metaclass=_abc_1.ABCMeta):
     """HealthService reports whether each part of the gateway works."""
@@ -54,5 +79,35 @@ class HealthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_health_service_pb2.HealthReport, _abc.Awaitable[_health_service_pb2.HealthReport]]:
         """Without a token: the overall status only. With a token: every component."""
+
+    @_abc_1.abstractmethod
+    def CheckLiveness(
+        self,
+        request: _health_service_pb2.CheckLivenessRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_health_service_pb2.ProbeResult, _abc.Awaitable[_health_service_pb2.ProbeResult]]:
+        """Liveness for orchestrators, without a token: Envoy and every service process answer.
+        200 when live, 503 otherwise. Never waits on an LLM worker.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckReadiness(
+        self,
+        request: _health_service_pb2.CheckReadinessRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_health_service_pb2.ProbeResult, _abc.Awaitable[_health_service_pb2.ProbeResult]]:
+        """Readiness, without a token: the chat path can serve (chat service serving, at least
+        one worker reachable with a configured model pulled). Redis is optional. 200 or 503.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMetrics(
+        self,
+        request: _health_service_pb2.GetMetricsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """Prometheus metrics of every service (one instance of each) and of Envoy, in the text
+        exposition format. Needs a token.
+        """
 
 def add_HealthServiceServicer_to_server(servicer: HealthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from clawgate.common.config import ModelSpec, ProviderSpec
+from clawgate.common.logging import request_id
 from services.chat.request import ChatRequest
 
 if TYPE_CHECKING:
@@ -160,6 +161,9 @@ class ProviderAdapter(Protocol):
 def bearer_headers(provider: ProviderSpec) -> dict[str, str]:
     """The provider's own key (never the gateway token), when it has one."""
     headers = {"Content-Type": "application/json"}
+    rid = request_id.get()
+    if rid:  # the worker's logs can be matched with the gateway's
+        headers["X-Request-Id"] = rid
     if provider.api_key:
         headers["Authorization"] = f"Bearer {provider.api_key}"
     return headers
