@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import logging
+import pkgutil
 import signal
 import time
 import uuid
@@ -26,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from clawgate.common.auth import Authenticator, AuthResult, auth_error
 from clawgate.common.errors import ApiError, abort, internal
 from clawgate.common.logging import request_id
+from clawgate.common.services import BY_NAME, SERVICES, grpc_service_names
 
 log = logging.getLogger("clawgate.server")
 
@@ -57,9 +60,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         self._public = frozenset(public_methods)
 
     def _is_public(self, method: str) -> bool:
-        # grpc.health.v1 and reflection stay open: Envoy's health checks carry no token,
-        # and neither is routed to the public port.
-        return method in self._public or method.startswith("/grpc.")
+        # grpc.health.v1 stays open: Envoy's health checks carry no token (and it is not
+        # routed to the public port). Reflection is routed there, so it needs the token.
+        return method in self._public or method.startswith("/grpc.health.v1.")
 
     async def intercept_service(
         self,
@@ -72,7 +75,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         method: str = details.method  # type: ignore[attr-defined]
         public = self._is_public(method)
         if handler.request_streaming:
-            return handler  # no client-streaming methods in our APIs
+            # Our APIs have no client-streaming methods; reflection is bidirectional.
+            if public or handler.stream_stream is None:
+                return handler
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_bidi(method, handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         inner = handler.unary_stream if handler.response_streaming else handler.unary_unary
         assert inner is not None
         if handler.response_streaming:
@@ -96,6 +106,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if result is not AuthResult.OK:
             log.info("unauthenticated call", extra={"method": method, "reason": result.value})
             await abort(context, auth_error(result))
+
+    def _wrap_bidi(self, method: str, inner: Behavior) -> Behavior:
+        async def behavior(requests: Any, context: Context) -> AsyncIterator[Any]:
+            await self._enter(method, False, context)
+            async for item in inner(requests, context):
+                yield item
+
+        return behavior
 
     def _wrap_unary(self, method: str, public: bool, inner: Behavior) -> Behavior:
         async def behavior(request: Any, context: Context) -> Any:
@@ -152,6 +170,17 @@ def _access_log(method: str, context: Context, started: float) -> None:
     )
 
 
+def _whole_api() -> list[str]:
+    """Every public gRPC service, with its generated modules loaded into the default
+    descriptor pool (reflection reads it) so that one reflection endpoint covers them all."""
+    for folder in sorted({d for s in SERVICES for d in s.generated_dirs}):
+        package = importlib.import_module(folder.replace("/", "."))
+        for module in pkgutil.iter_modules(package.__path__):
+            if module.name.endswith("_pb2"):
+                importlib.import_module(f"{package.__name__}.{module.name}")
+    return grpc_service_names()
+
+
 async def serve(
     *,
     name: str,
@@ -173,9 +202,11 @@ async def serve(
     service_names = list(register(server))
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)  # type: ignore[no-untyped-call]
+    definition = BY_NAME.get(name)
+    reflected = _whole_api() if definition and definition.reflects_all else service_names
     reflection.enable_server_reflection(
         [
-            *service_names,
+            *reflected,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ],

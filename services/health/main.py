@@ -10,6 +10,7 @@ from clawgate.common import logging
 from clawgate.common.auth import Authenticator
 from clawgate.common.config import load_config
 from clawgate.common.server import serve
+from clawgate.common.services import BY_NAME
 from clawgate.health.v1 import health_service_pb2_grpc as pb_grpc
 from services.health.servicer import HealthServicer
 
@@ -31,8 +32,7 @@ async def run() -> None:
         address=config.services.health,
         register=register,
         auth=auth,
-        # Anyone may ask whether the gateway is up; details need a token (servicer).
-        public_methods=[f"/{SERVICE}/GetHealth"],
+        public_methods=BY_NAME["health"].public_methods,
         on_stop=[servicer.close],
     )
 
