@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from clawgate.client.connection import NoToken, saved_token
 from clawgate.common.auth import ensure_token_file
 from clawgate.common.config import API_OLLAMA, Config, load_config
 from clawgate.common.services import SERVICES
@@ -210,13 +211,9 @@ def onboard(demo: bool = False, config_path: str | None = None) -> int:
 
 
 def print_token(config_path: str | None = None) -> int:
-    if os.environ.get("CLAWGATE_TOKEN"):
-        print(os.environ["CLAWGATE_TOKEN"].split(",")[0])
-        return 0
-    config = load_config(config_path)
-    path = Path(os.environ.get("CLAWGATE_TOKEN_FILE", Path(config.state_dir) / "token"))
-    if not path.is_file():
-        print("no gateway token yet: run `clawgate onboard` (or `make up`) first", file=sys.stderr)
+    try:
+        print(saved_token(load_config(config_path)))
+    except NoToken as err:
+        print(err, file=sys.stderr)
         return 1
-    print(path.read_text(encoding="utf-8").split()[0])
     return 0

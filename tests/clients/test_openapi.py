@@ -72,8 +72,15 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
-          "integer": int, "number": (int, float)}  # fmt: skip
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "null": type(None),
+    "integer": int,
+    "number": (int, float),
+}
 
 
 def undocumented(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
@@ -175,7 +182,7 @@ def test_postman_imports_the_document(postman_tools: Path, tmp_path: Path) -> No
     collection = json.loads(out.read_text())
 
     def requests_in(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        found = []
+        found: list[dict[str, Any]] = []
         for item in items:
             found += requests_in(item["item"]) if "item" in item else [item["request"]]
         return found
