@@ -65,3 +65,16 @@ def test_needs_the_token(stack: Stack, token: str | None) -> None:
         with pytest.raises(grpc.RpcError) as refused:
             list(stub.ServerReflectionInfo(iter([request]), timeout=10))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_v1_reflection_is_unimplemented_so_clients_fall_back(authorised: grpc.Channel) -> None:
+    """grpcurl asks grpc.reflection.v1 first and falls back to v1alpha on UNIMPLEMENTED
+    (grpcio serves v1alpha only)."""
+    call = authorised.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        list(call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10))
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
