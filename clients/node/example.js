@@ -90,7 +90,7 @@ async function main() {
         model,
         description: "Made by clients/node/example.js",
         system_prompt: "You are a concise assistant.",
-        config: { temperature: 0.7, max_tokens: 200 },
+        config: { temperature: 0, max_tokens: 200 }, // greedy: the same question, the same answer
       },
     });
     console.log(`agent: ${agent.id} (${agent.name}, ${agent.model})`);

@@ -33,11 +33,13 @@ def test_the_launcher_saves_the_url_the_cli_uses(stack: Stack) -> None:
 
 def test_chat_streams_the_models_answer(cli: Cli) -> None:
     prompt = f"Tell me about gateways {uuid.uuid4().hex[:6]}"
-    streamed = cli("chat", "--model", "qwen3:32b", "--max-tokens", "40", prompt)
-    assert streamed.code == OK, streamed.err
-    # --json asks for the whole completion: the same request, so the same text (cache hit).
-    whole = cli("chat", "--model", "qwen3:32b", "--max-tokens", "40", "--json", prompt)
+    # Temperature 0 is greedy decoding: the same answer every time, cached or not. So the
+    # streamed text must be exactly the content of the whole completion (--json).
+    args = ("chat", "--model", "qwen3:32b", "--max-tokens", "40", "--temperature", "0")
+    whole = cli(*args, "--json", prompt)
     assert whole.code == OK, whole.err
+    streamed = cli(*args, prompt)
+    assert streamed.code == OK, streamed.err
     completion = json.loads(whole.out)
     assert completion["object"] == "chat.completion"
     content = completion["choices"][0]["message"]["content"]
