@@ -58,15 +58,19 @@ def chat(args: argparse.Namespace, client: Client) -> int:
         output.print_json(client.call("POST", "/chat/completions", body, headers))
         return output.OK
     spinner = Spinner(sys.stderr).start()
+    printed = False
     try:
-        for text in _content(client.stream("/chat/completions", {**body, "stream": True},
-                                           headers), args.reasoning):  # fmt: skip
+        frames = client.stream("/chat/completions", {**body, "stream": True}, headers)
+        for text in _content(frames, args.reasoning):
             spinner.stop()
             sys.stdout.write(text)
             sys.stdout.flush()
+            printed = True
     finally:
         spinner.stop()
-    sys.stdout.write("\n")
+        if printed:  # end the line, also when the stream failed half-way
+            sys.stdout.write("\n")
+            sys.stdout.flush()
     return output.OK
 
 

@@ -15,7 +15,15 @@ import requests
 
 from clawgate.client.api import _backoff
 from clawgate.client.connection import url_file
-from clawgate.client.output import API_ERROR, AUTH, NOT_FOUND, OK, UNREACHABLE, USAGE
+from clawgate.client.output import (
+    API_ERROR,
+    AUTH,
+    NOT_FOUND,
+    OK,
+    UNAVAILABLE,
+    UNREACHABLE,
+    USAGE,
+)
 from clawgate.client.spinner import CLEAR, FRAMES
 from clawgate.launcher.processes import free_port
 from clawgate.launcher.stack import Stack
@@ -183,3 +191,27 @@ def test_bash_completion_follows_the_parser(cli: Cli) -> None:
 def test_backoff_follows_the_api_advice() -> None:
     assert [_backoff(n, None) for n in range(3)] == [0.5, 1.0, 2.0]
     assert _backoff(0, "3") == 3.0 and _backoff(0, "600") == 30.0
+
+
+def _patch_standin(stack: Stack, **changes: object) -> None:
+    reply = requests.patch(stack.standins["main"] + "/_standin/settings", json=changes, timeout=5)
+    assert reply.status_code == 200, reply.text
+
+
+def test_worker_failures_show_their_code_and_exit_6(cli: Cli, stack: Stack) -> None:
+    """Out of GPU memory before the answer, and a stream cut after it started: the text
+    so far is kept, the failure is named, and the exit code says retrying may help."""
+    try:
+        _patch_standin(stack, fail="oom")
+        oom = cli("--retries", "0", "chat", "--model", "qwen3:32b", f"oom {uuid.uuid4().hex}")
+        assert oom.code == UNAVAILABLE, oom.err
+        assert "code: insufficient_gpu_memory" in oom.err and "HTTP 503" in oom.err
+
+        _patch_standin(stack, fail="cut", cut_after=3)
+        cut = cli("chat", "--model", "llama3.2:latest", f"cut {uuid.uuid4().hex}")
+        assert cut.code == UNAVAILABLE, cut.err
+        # The chunks that arrived before the cut, on their own line; then the error frame.
+        assert cut.out.strip() and cut.out.endswith("\n")
+        assert "code: upstream_incomplete" in cut.err
+    finally:
+        requests.post(stack.standins["main"] + "/_standin/reset", timeout=5).raise_for_status()
