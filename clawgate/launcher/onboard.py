@@ -194,6 +194,8 @@ def onboard(demo: bool = False, config_path: str | None = None) -> int:
         say(f"  gRPC     : {stack.grpc_target}")
         say(f"  token    : {stack.token}   (again: `clawgate token`)")
         say(f"  logs     : {plan.logs}")
+        say('  CLI      : clawgate chat "Hello" · clawgate models · clawgate agents list')
+        say(f"  OpenAPI  : {stack.rest_url}/api/v1/openapi.json")
         say(health_summary(stack))
         say(
             f"\ntry: curl -H 'Authorization: Bearer {stack.token}' {stack.rest_url}/api/v1/models\n"
