@@ -20,12 +20,16 @@ NODE = ROOT / "clients" / "node"
 
 
 def npm_project(folder: Path) -> Path:
-    """`folder` with its node_modules installed; skips only outside CI when Node is absent."""
+    """`folder` with its node_modules installed from the lock file (`npm ci` when missing or
+    older than the lock); skips only outside CI when Node is absent."""
     if not (shutil.which("node") and shutil.which("npm")):
         if os.environ.get("CI"):
             pytest.fail("node and npm are required in CI (apt-get install nodejs npm)")
         pytest.skip("node/npm not installed: the Node and Postman client tests need them")
-    if not (folder / "node_modules").is_dir():
+    # npm keeps a copy of the lock it installed from: reinstall when ours changed since.
+    installed = folder / "node_modules" / ".package-lock.json"
+    lock = folder / "package-lock.json"
+    if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
         result = subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund"], cwd=folder, capture_output=True, text=True
         )
