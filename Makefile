@@ -15,7 +15,7 @@ help:
 	@echo "make up      - set up and run the whole stack (Envoy on :8000)"
 	@echo "make demo    - same, with the built-in ollama stand-in"
 	@echo "make test    - set up and run lint, type checks and the test suite"
-	@echo "make proto   - regenerate Python code and the Envoy descriptor from proto/"
+	@echo "make proto   - regenerate Python code, the Envoy descriptor and the OpenAPI document"
 	@echo "make real-model - build llama-server + SmolLM2 once (~15 min) for tests/realmodel"
 
 $(VENV)/.installed: pyproject.toml
@@ -36,6 +36,7 @@ proto: venv
 	  --descriptor_set_out=$(DESCRIPTOR) --include_imports --include_source_info \
 	  $(PROTOS)
 	for d in $(GEN_DIRS); do touch $$d/__init__.py $$(dirname $$d)/__init__.py; done
+	$(PY) -m clawgate.openapi
 
 # Fails when the committed generated code differs from what the protos produce.
 proto-check: venv

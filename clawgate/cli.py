@@ -1,18 +1,37 @@
-"""The `clawgate` command."""
+"""The `clawgate` command: run the gateway (onboard, token, envoy-config) and talk to it
+(chat, models, agents) with the URL and token that `onboard` saved."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
+Command = Callable[..., int]
 
-def main(argv: list[str] | None = None) -> int:
+
+def _client_options(parser: argparse.ArgumentParser, listing: bool = False) -> None:
+    parser.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    if listing:
+        parser.add_argument("-q", "--quiet", action="store_true", help="print ids/names only")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from clawgate.client import commands
+
     parser = argparse.ArgumentParser(prog="clawgate", description=__doc__)
     parser.add_argument("--config", help="config file (default: $CLAWGATE_CONFIG, ./clawgate.yaml)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--url", help="gateway URL (default: $CLAWGATE_URL, then onboard's)")
+    parser.add_argument("--token", help="gateway token (default: $CLAWGATE_TOKEN, then onboard's)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    parser.add_argument(
+        "--retries", type=int, default=2, help="retries of 429/5xx answers (default 2)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     up = sub.add_parser("onboard", help="start the whole gateway (Redis, services, Envoy)")
     up.add_argument(
         "--demo",
@@ -35,12 +54,93 @@ def main(argv: list[str] | None = None) -> int:
     envoy = sub.add_parser("envoy-config", help="print Envoy's config for docker-compose")
     envoy.add_argument("--descriptor", default="/etc/envoy/clawgate.pb")
     envoy.add_argument("--lua", default="/etc/envoy/openai_errors.lua")
+    envoy.add_argument("--openapi", default="/etc/envoy/openapi.json")
+
+    chat = sub.add_parser("chat", help="send a message and stream the answer")
+    chat.add_argument("message", nargs="*", help="the message (none or `-`: read stdin)")
+    who = chat.add_mutually_exclusive_group()
+    who.add_argument("--model", help="model id (default: $CLAWGATE_MODEL, else the first one)")
+    who.add_argument("--agent", help="chat with this agent (its model, prompt and defaults)")
+    chat.add_argument(
+        "--session",
+        help="conversation name, sent as the x-session-id header (ignored until the gateway "
+        "has sessions)",
+    )
+    chat.add_argument("--system", help="a system message")
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--reasoning", action="store_true", help="also print the model's thinking")
+    _client_options(chat)
+    chat.set_defaults(run=commands.chat)
+
+    models = sub.add_parser("models", help="list the models and agents")
+    _client_options(models, listing=True)
+    models.set_defaults(run=commands.models)
+
+    agents = sub.add_parser("agents", help="manage agents").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    listing = agents.add_parser("list", help="list agents")
+    _client_options(listing, listing=True)
+    listing.set_defaults(run=commands.agents_list)
+    create = agents.add_parser("create", help="create an agent")
+    create.add_argument("name")
+    create.add_argument("--model", required=True, help="a configured model id")
+    create.add_argument("--description")
+    create.add_argument("--system-prompt")
+    create.add_argument("--temperature", type=float)
+    create.add_argument("--max-tokens", type=int)
+    create.add_argument("--top-p", type=float)
+    _client_options(create)
+    create.set_defaults(run=commands.agents_create)
+    for action, helptext, run in (
+        ("get", "show an agent", commands.agents_get),
+        ("delete", "delete an agent", commands.agents_delete),
+    ):
+        one = agents.add_parser(action, help=helptext)
+        one.add_argument("agent", help="agent id or name")
+        _client_options(one)
+        one.set_defaults(run=run)
+
+    completion = sub.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    return parser
+
+
+def _run_client(args: argparse.Namespace) -> int:
+    from clawgate.client import output
+    from clawgate.client.api import Client, GatewayError, Unreachable
+    from clawgate.client.connection import Connection, NoToken
+    from clawgate.common.config import ConfigError, load_config
+
+    try:
+        connection = Connection.resolve(load_config(args.config), args.url, args.token)
+        client = Client(connection, timeout=args.timeout, retries=args.retries)
+        code: int = args.run(args, client)
+        return code
+    except (GatewayError, Unreachable, NoToken, ConfigError) as err:
+        return output.report(err, getattr(args, "json", False))
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if args.command == "status":
         from clawgate import status as status_view
 
         return status_view.run(args.config, as_json=args.json, watch=args.watch)
+    if hasattr(args, "run"):
+        return _run_client(args)
+    if args.command == "completion":
+        from clawgate.client.completion import SHELLS
+
+        sys.stdout.write(SHELLS[args.shell](parser))
+        return 0
+
     from clawgate.launcher import onboard
 
     if args.command == "onboard":
@@ -53,19 +153,22 @@ def main(argv: list[str] | None = None) -> int:
     # In compose every service is reached by its name, on its default port.
     addrs = {s.name: f"{s.name}:{s.default_port}" for s in SERVICES}
     ports = envoy_config.EnvoyPorts("0.0.0.0", 8000, 9901, addrs)
-    config = envoy_config.render(ports, descriptor=Path(args.descriptor), lua=Path(args.lua))
+    config = envoy_config.render(
+        ports, descriptor=Path(args.descriptor), lua=Path(args.lua), openapi=Path(args.openapi)
+    )
     sys.stdout.write("# Generated by `clawgate envoy-config`; do not edit by hand.\n")
     sys.stdout.write(yaml.safe_dump(config, sort_keys=False))
     return 0
 
 
 def _token_command(args: argparse.Namespace) -> int:
+    from clawgate.client.connection import token_path
     from clawgate.common.config import load_config
     from clawgate.launcher import onboard, token_admin
 
     if not (args.create or args.list or args.revoke):
         return onboard.print_token(args.config)
-    path = onboard.token_file_path(load_config(args.config))
+    path = token_path(load_config(args.config))
     if args.create:
         return token_admin.create(path, args.create, args.scopes)
     if args.revoke:

@@ -12,9 +12,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any, TextIO
 
+from clawgate.client.connection import NoToken, saved_token, saved_url
 from clawgate.common.config import load_config
 
 EXIT_CODES = {"ok": 0, "degraded": 1, "down": 2}
@@ -22,16 +22,13 @@ COLOURS = {"ok": "32", "degraded": "33", "down": "31"}  # green, yellow, red
 
 
 def gateway_url(config_path: str | None) -> tuple[str, str | None]:
-    """The gateway's base URL and token, from the config and the token `onboard` wrote."""
+    """The gateway's base URL and token, as `onboard` saved them (or from the env)."""
     config = load_config(config_path)
-    host = config.gateway.host if config.gateway.host not in ("0.0.0.0", "") else "127.0.0.1"
-    url = os.environ.get("CLAWGATE_URL") or f"http://{host}:{config.gateway.port}"
-    token = (os.environ.get("CLAWGATE_TOKEN") or "").split(",")[0] or None
-    path = Path(os.environ.get("CLAWGATE_TOKEN_FILE", Path(config.state_dir) / "token"))
-    if token is None and path.is_file():
-        words = path.read_text(encoding="utf-8").split()
-        token = words[0] if words else None
-    return url.rstrip("/"), token
+    try:
+        token: str | None = saved_token(config)
+    except NoToken:
+        token = None  # the overall status needs no token
+    return saved_url(config), token
 
 
 def fetch_report(url: str, token: str | None, timeout: float = 5.0) -> dict[str, Any]:

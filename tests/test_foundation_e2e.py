@@ -191,7 +191,9 @@ def test_every_service_serves_grpc_health_and_reflection(
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[no-untyped-call]
         answers = stub.ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+            timeout=5,
+            metadata=(("authorization", f"Bearer {stack.token}"),),
         )
         names = {s.name for a in answers for s in a.list_services_response.service}
     assert service in names and "grpc.health.v1.Health" in names

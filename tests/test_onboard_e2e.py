@@ -104,6 +104,12 @@ def test_onboard_demo_runs_every_endpoint_and_stops_cleanly(
         json={"name": "onboard-agent", "model": "qwen3:32b"}, timeout=10,
     )  # fmt: skip
     assert created.status_code == 200, created.text
+    # The CLI finds the URL and token onboard saved (no CLAWGATE_PORT: the saved URL wins).
+    cli_env = {k: v for k, v in env.items() if k != "CLAWGATE_PORT"}
+    models = subprocess.run(_clawgate("models", "-q"), env=cli_env, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert models.returncode == 0, models.stderr
+    assert "agent:onboard-agent" in models.stdout.split()
 
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=30)

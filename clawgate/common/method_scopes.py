@@ -36,6 +36,9 @@ METHOD_SCOPES: Mapping[str, str] = {
     _AGENTS + "UpdateAgent": AGENTS_WRITE,
     _AGENTS + "DeleteAgent": AGENTS_WRITE,
     _HEALTH + "GetMetrics": METRICS_READ,
+    # Reflection describes the API to any caller with a token (grpcurl, Postman).
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": CHAT,
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": CHAT,
 }
 
 

@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import logging
 import os
+import pkgutil
 import signal
 import time
 import uuid
@@ -37,6 +39,7 @@ from clawgate.common.auth_throttle import FailedAuthLimiter, client_address, too
 from clawgate.common.errors import REQUEST_ID_KEY, ApiError, abort, internal
 from clawgate.common.logging import request_id
 from clawgate.common.method_scopes import scope_for
+from clawgate.common.services import BY_NAME, SERVICES, grpc_service_names
 from clawgate.common.tokens import current_principal
 
 log = logging.getLogger("clawgate.server")
@@ -76,9 +79,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         self._throttle = throttle
 
     def _is_public(self, method: str) -> bool:
-        # grpc.health.v1 and reflection stay open: Envoy's health checks carry no token,
-        # and neither is routed to the public port.
-        return method in self._public or method.startswith("/grpc.")
+        # grpc.health.v1 stays open: Envoy's health checks carry no token (and it is not
+        # routed to the public port). Reflection is routed there, so it needs the token.
+        return method in self._public or method.startswith("/grpc.health.v1.")
 
     async def intercept_service(
         self,
@@ -135,6 +138,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             )
             await abort(context, permission_error(method, scope, result))
         current_principal.set(result)
+
+    def _wrap_bidi(self, method: str, inner: Behavior) -> Behavior:
+        async def behavior(requests: Any, context: Context) -> AsyncIterator[Any]:
+            await self._enter(method, False, context)
+            async for item in inner(requests, context):
+                yield item
+
+        return behavior
 
     def _wrap_unary(self, method: str, public: bool, inner: Behavior) -> Behavior:
         # `request` is the message, or the request iterator of a client-streaming call.
@@ -205,6 +216,17 @@ def _access_log(method: str, context: Context, started: float) -> None:
     )
 
 
+def _whole_api() -> list[str]:
+    """Every public gRPC service, with its generated modules loaded into the default
+    descriptor pool (reflection reads it) so that one reflection endpoint covers them all."""
+    for folder in sorted({d for s in SERVICES for d in s.generated_dirs}):
+        package = importlib.import_module(folder.replace("/", "."))
+        for module in pkgutil.iter_modules(package.__path__):
+            if module.name.endswith("_pb2"):
+                importlib.import_module(f"{package.__name__}.{module.name}")
+    return grpc_service_names()
+
+
 # Internal, not routed by Envoy (its routes name the public services): the health service
 # gathers every service's metrics through it for the gateway's GET /metrics.
 SCRAPE_SERVICE = "clawgate.internal.v1.Metrics"
@@ -249,9 +271,11 @@ async def start_server(
     service_names = list(register(server))
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)  # type: ignore[no-untyped-call]
+    definition = BY_NAME.get(name)
+    reflected = _whole_api() if definition and definition.reflects_all else service_names
     reflection.enable_server_reflection(
         [
-            *service_names,
+            *reflected,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ],

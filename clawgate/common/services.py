@@ -22,6 +22,12 @@ class ServiceDef:
     critical: bool = False
     # Whether the health service probes it over grpc.health.v1 (health does not probe itself).
     probed_by_health: bool = True
+    # Methods callable without a token (`/pkg.Service/Method`); also marked in the OpenAPI.
+    public_methods: tuple[str, ...] = ()
+    # Whether its server reflection describes every public service: Envoy routes
+    # grpc.reflection (behind the token) to this one service, so that grpcurl through the
+    # public port sees the whole API.
+    reflects_all: bool = False
 
     @property
     def module(self) -> str:
@@ -51,11 +57,28 @@ class ServiceDef:
 SERVICES: tuple[ServiceDef, ...] = (
     ServiceDef("chat", ("clawgate.chat.v1.ChatService",), 50051, critical=True),
     ServiceDef("agents", ("clawgate.agents.v1.AgentService",), 50052),
-    ServiceDef("health", ("clawgate.health.v1.HealthService",), 50053, probed_by_health=False),
+    ServiceDef(
+        "health",
+        ("clawgate.health.v1.HealthService",),
+        50053,
+        probed_by_health=False,
+        # Anyone may ask whether the gateway is up; details need a token (servicer).
+        # Anyone may ask whether the gateway is up (details need a token) and probe it.
+        public_methods=tuple(
+            f"/clawgate.health.v1.HealthService/{m}"
+            for m in ("GetHealth", "CheckLiveness", "CheckReadiness")
+        ),
+        reflects_all=True,
+    ),
 )
 
 BY_NAME: Mapping[str, ServiceDef] = {s.name: s for s in SERVICES}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
+
+
+def reflection_hub() -> ServiceDef:
+    """The service whose reflection describes the whole public API."""
+    return next(s for s in SERVICES if s.reflects_all)
 
 
 def grpc_service_names() -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
@@ -14,7 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from clawgate.common.auth import ensure_token_file, read_token_file
+from clawgate.client.connection import NoToken, saved_token, token_path
+from clawgate.common.auth import ensure_token_file
 from clawgate.common.config import API_OLLAMA, Config, load_config
 from clawgate.common.services import SERVICES
 from clawgate.common.supervision import status_path
@@ -70,7 +70,7 @@ def plan_stack(config: Config, *, demo: bool) -> tuple[StackPlan, list[str]]:
     """Decide ports, Redis and workers; returns the plan and notes for the user."""
     notes: list[str] = []
     state = Path(config.state_dir).resolve()
-    token_file = token_file_path(config)
+    token_file = token_path(config)
     ensure_token_file(token_file)
 
     if port_open(config.gateway.host if config.gateway.host != "0.0.0.0" else "127.0.0.1",
@@ -185,6 +185,8 @@ def onboard(demo: bool = False, config_path: str | None = None) -> int:
         say(f"  gRPC     : {stack.grpc_target}")
         say(f"  token    : {stack.token}   (again: `clawgate token`)")
         say(f"  logs     : {plan.logs}")
+        say('  CLI      : clawgate chat "Hello" · clawgate models · clawgate agents list')
+        say(f"  OpenAPI  : {stack.rest_url}/api/v1/openapi.json")
         say(health_summary(stack))
         say(
             f"\ntry: curl -H 'Authorization: Bearer {stack.token}' {stack.rest_url}/api/v1/models\n"
@@ -201,19 +203,10 @@ def onboard(demo: bool = False, config_path: str | None = None) -> int:
     return code
 
 
-def token_file_path(config: Config) -> Path:
-    """$CLAWGATE_TOKEN_FILE, else `<state_dir>/token` (what onboard creates)."""
-    default = Path(config.state_dir).resolve() / "token"
-    return Path(os.environ.get("CLAWGATE_TOKEN_FILE", default))
-
-
 def print_token(config_path: str | None = None) -> int:
-    if os.environ.get("CLAWGATE_TOKEN"):
-        print(os.environ["CLAWGATE_TOKEN"].split(",")[0])
-        return 0
-    path = token_file_path(load_config(config_path))
-    if not path.is_file():
-        print("no gateway token yet: run `clawgate onboard` (or `make up`) first", file=sys.stderr)
+    try:
+        print(saved_token(load_config(config_path)))
+    except NoToken as err:
+        print(err, file=sys.stderr)
         return 1
-    print(read_token_file(path)[0])
     return 0

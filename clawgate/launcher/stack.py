@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clawgate.client.connection import write_url
 from clawgate.common.auth import ensure_token_file
 from clawgate.common.services import BY_NAME, NAMES, SERVICES, ServiceAddrs
 from clawgate.launcher import envoy_config
@@ -223,6 +224,9 @@ class Stack:
             child = self._child(part).start()
             self.children[part] = child
             child.wait_ready(self._ready_check(part), timeout=timeout)
+            if part == "envoy":
+                # Where the CLI (`clawgate chat`, `models`, `agents`) finds the gateway.
+                write_url(self.plan.state_dir, self.rest_url)
 
     def stop(self, name: str | None = None) -> dict[str, int | None]:
         """Stop one part (or all, in reverse order). Returns exit codes."""

@@ -11,6 +11,7 @@ from clawgate.common.auth import Authenticator
 from clawgate.common.auth_throttle import FailedAuthLimiter
 from clawgate.common.config import load_config
 from clawgate.common.server import serve
+from clawgate.common.services import BY_NAME
 from clawgate.health.v1 import health_service_pb2_grpc as pb_grpc
 from services.health.servicer import HealthServicer
 
@@ -34,12 +35,7 @@ async def run() -> None:
         register=register,
         auth=auth,
         throttle=FailedAuthLimiter.from_config(config),
-        # Anyone may ask whether the gateway is up; details need a token (servicer).
-        public_methods=[
-            f"/{SERVICE}/GetHealth",
-            f"/{SERVICE}/CheckLiveness",
-            f"/{SERVICE}/CheckReadiness",
-        ],
+        public_methods=BY_NAME["health"].public_methods,
         on_stop=[servicer.close],
     )
 

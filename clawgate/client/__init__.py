@@ -1,0 +1,1 @@
+"""The REST client behind `clawgate chat`, `models` and `agents`."""
