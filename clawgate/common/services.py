@@ -9,8 +9,19 @@ under `services/` and its protos under `proto/clawgate/<name>/v1/`.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+
+
+class Protocol(enum.Enum):
+    """How Envoy and the health checks speak to a service."""
+
+    # gRPC (h2c): REST is transcoded from its protos; health is grpc.health.v1.
+    GRPC = "grpc"
+    # Plain HTTP/1.1 (e.g. the web console): Envoy routes `http_routes` to it unchanged;
+    # health is `GET /healthz` answering 200.
+    HTTP = "http"
 
 
 @dataclass(frozen=True)
@@ -20,8 +31,12 @@ class ServiceDef:
     default_port: int
     # Whether the gateway is down without it (health's overall status); others degrade it.
     critical: bool = False
-    # Whether the health service probes it over grpc.health.v1 (health does not probe itself).
+    # Whether the health service probes it (health does not probe itself).
     probed_by_health: bool = True
+    protocol: Protocol = Protocol.GRPC
+    # HTTP services: the public paths Envoy routes to it; one ending in `/` is a prefix.
+    http_routes: tuple[str, ...] = ()
+    health_path: str = "/healthz"  # HTTP services only
 
     @property
     def module(self) -> str:
@@ -40,7 +55,13 @@ class ServiceDef:
     @property
     def primary(self) -> str:
         """The gRPC service whose grpc.health.v1 status says the process can serve."""
+        if self.protocol is not Protocol.GRPC:
+            raise ValueError(f"{self.name} is not a gRPC service; probe {self.health_path}")
         return self.grpc_services[0]
+
+    def health_url(self, addr: str) -> str:
+        """HTTP services: the URL of the health probe at `addr` (`host:port`)."""
+        return f"http://{addr}{self.health_path}"
 
     @property
     def generated_dirs(self) -> tuple[str, ...]:
@@ -49,9 +70,23 @@ class ServiceDef:
 
 
 SERVICES: tuple[ServiceDef, ...] = (
-    ServiceDef("chat", ("clawgate.chat.v1.ChatService",), 50051, critical=True),
+    # Chat also keeps conversations (sessions): the console and API clients share them.
+    ServiceDef(
+        "chat",
+        ("clawgate.chat.v1.ChatService", "clawgate.sessions.v1.SessionService"),
+        50051,
+        critical=True,
+    ),
     ServiceDef("agents", ("clawgate.agents.v1.AgentService",), 50052),
     ServiceDef("health", ("clawgate.health.v1.HealthService",), 50053, probed_by_health=False),
+    # The web console's pages and static assets; it calls the REST API like any client.
+    ServiceDef(
+        "web",
+        (),
+        50054,
+        protocol=Protocol.HTTP,
+        http_routes=("/", "/chat", "/agents", "/status", "/console/"),
+    ),
 )
 
 BY_NAME: Mapping[str, ServiceDef] = {s.name: s for s in SERVICES}

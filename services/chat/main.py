@@ -1,4 +1,5 @@
-"""The chat service process: config, the pooled HTTP session, cache, agents, then serve."""
+"""The chat service process: config, the pooled HTTP session, cache, agents and the session
+store (SessionService), then serve."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from clawgate.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from clawgate.common import logging as clawgate_logging
 from clawgate.common.auth import Authenticator
 from clawgate.common.config import ChatSettings, Config, load_config
+from clawgate.common.redis_store import connect
 from clawgate.common.server import serve
+from clawgate.sessions.v1 import session_service_pb2_grpc as sessions_grpc
 from services.chat.agent_resolver import AgentResolver
 from services.chat.cache import PromptCache
 from services.chat.models import ModelCatalogue
 from services.chat.pipeline import Pipeline
 from services.chat.servicer import SERVICE_NAME, ChatServicer
+from services.sessions import servicer as sessions
+from services.sessions.store import SessionStore
 
 # Long answers stream one line per token; a tool call or error body can be a long line.
 READ_BUFFER_BYTES = 1 << 20
@@ -40,15 +45,20 @@ async def run(config: Config) -> None:
     pipeline = Pipeline(config, session, cache=cache, resolver=resolver)
     catalogue = ModelCatalogue(config, session, resolver)
     servicer = ChatServicer(pipeline, catalogue, cache)
+    session_store = SessionStore(connect(config.redis_url), config.cache.namespace)
 
     def register(server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_ChatServiceServicer_to_server(servicer, server)
-        return [SERVICE_NAME]
+        sessions_grpc.add_SessionServiceServicer_to_server(
+            sessions.SessionServicer(session_store), server
+        )
+        return [SERVICE_NAME, sessions.SERVICE_NAME]
 
     async def close() -> None:
         await catalogue.close()
         await resolver.close()
         await cache.close()
+        await session_store.close()
         await session.close()
 
     await serve(
