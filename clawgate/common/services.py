@@ -34,7 +34,7 @@ class ServiceDef:
     # Whether the health service probes it (health does not probe itself).
     probed_by_health: bool = True
     protocol: Protocol = Protocol.GRPC
-    # HTTP services: the public paths Envoy routes to it; one ending in `/` is a prefix.
+    # HTTP services: the public paths Envoy routes to it; `/x/*` stands for the prefix `/x/`.
     http_routes: tuple[str, ...] = ()
     health_path: str = "/healthz"  # HTTP services only
 
@@ -85,7 +85,7 @@ SERVICES: tuple[ServiceDef, ...] = (
         (),
         50054,
         protocol=Protocol.HTTP,
-        http_routes=("/", "/chat", "/agents", "/status", "/console/"),
+        http_routes=("/", "/chat", "/agents", "/status", "/console/*"),
     ),
 )
 

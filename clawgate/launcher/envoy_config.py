@@ -183,7 +183,7 @@ def render(
         for cluster, service in SERVICES
     ] + [
         {
-            "match": {"prefix": path} if path.endswith("/") else {"path": path},
+            "match": {"prefix": path[:-1]} if path.endswith("/*") else {"path": path},
             "route": {"cluster": service.name, "timeout": "15s"},
         }
         for service in HTTP_SERVICES
