@@ -77,7 +77,7 @@ export async function request(path, { method = "GET", body, headers = {}, signal
   let response;
   try {
     response = await fetch(path, {
-      method, headers: all, signal, cache: "no-store",
+      method, headers: all, signal,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {

@@ -79,6 +79,7 @@ export async function mount(root, connection) {
 
   const fail = (err) => {
     connection.report(err);
+    if (err.kind === "auth" && !controller) return; // the header says it, with the fix
     messages.append(errorBox(err));
     messages.scrollTop = messages.scrollHeight;
   };
