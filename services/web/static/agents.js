@@ -142,6 +142,7 @@ export async function mount(root, connection) {
     } catch (err) {
       report(formError, err);
     }
+    await loadAgents(); // the list holds etags too
   }
 
   async function remove(agent) {

@@ -30,6 +30,7 @@ export const KIND_TITLES = {
   unreachable: "Gateway not reachable",
   model: "Model unavailable",
   memory: "Out of GPU memory or context",
+  conflict: "Not saved",
   other: "Request failed",
 };
 
@@ -49,6 +50,7 @@ export class ApiError extends Error {
 function classify(status, code) {
   if (status === 0) return "unreachable";
   if (status === 401) return "auth";
+  if (status === 412) return "conflict";
   if (MEMORY_CODES.has(code)) return "memory";
   if (MODEL_CODES.has(code)) return "model";
   return "other";
