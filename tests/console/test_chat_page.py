@@ -90,7 +90,7 @@ def test_stop_button_cancels_the_upstream_generation(
     console.driver.refresh()
     console.wait(lambda: console.last_answer_text() == kept, what="the stopped answer to be kept")
     assert console.find("#messages .finish").text == "stopped"
-    assert session in console.find("#session-list").text
+    console.wait(lambda: session in console.find("#session-list").text, what="the session list")
 
 
 def test_keyboard_and_phone_width(console: Console, standin: Standin) -> None:

@@ -48,7 +48,10 @@ def test_history_survives_reload_and_chat_restart(console: Console, console_stac
     console.driver.refresh()
     console.wait(lambda: console.find(f"#session-list a[href='/chat?session={other}']")).click()
     console.wait(lambda: conversation(console) == [("user", "in the other session")])
-    assert console.find("#session-list a[aria-current='page']").text.startswith(other)
+    console.wait(
+        lambda: console.find("#session-list a[aria-current='page']").text.startswith(other),
+        what="the session list to mark the open session",
+    )
 
 
 def test_model_output_with_html_is_shown_as_text(console: Console, console_stack: Stack) -> None:
