@@ -141,6 +141,10 @@ def test_the_four_common_failures_are_told_apart(
     console.js("localStorage.setItem('clawgate.token', 'cg-wrong')")
     kind, text = failure_after_send("hello token")
     assert kind == "auth" and "gateway token mismatch" in text
+    # Nothing was stored, so the question is handed back rather than lost.
+    assert console.find("#prompt").get_attribute("value") == "hello token"
+    assert "hello token" not in console.find("#messages").text
+    console.find("#prompt").clear()
     console.js("localStorage.setItem('clawgate.token', arguments[0])", console_stack.token)
 
     console_stack.stop("envoy")

@@ -183,13 +183,16 @@ export async function mount(root, connection) {
     controller = new AbortController();
     setBusy(true);
     prompt.value = "";
-    messages.append(userView(text));
+    const question = userView(text);
+    messages.append(question);
     scroll();
     const view = new AnswerView(model);
     let finish = "";
     let failed = false;
+    let saved = false;
     try {
       await save({ role: "user", content: text });
+      saved = true;
       history.push({ role: "user", content: text });
       view.node.classList.add("streaming");
       messages.append(view.node);
@@ -243,6 +246,11 @@ export async function mount(root, connection) {
       }
     } else if (!view.text && !view.thinking) {
       view.node.remove();
+    }
+    if (!saved) {
+      // Not even the question was stored: give it back to edit or resend, lose nothing.
+      question.remove();
+      if (!prompt.value) prompt.value = text;
     }
     prompt.focus();
   }
