@@ -236,6 +236,18 @@ class Stack:
                 codes[part] = child.stop()
         return codes
 
+    def __enter__(self) -> Stack:
+        """Start everything; leaving the block stops everything (also after a failed start)."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def restart(self, name: str) -> None:
         self.stop(name)
         self.start(name)

@@ -30,12 +30,8 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         {"main": MODELS},
         lambda urls: gateway_config({name: urls["main"] for name in STANDIN_MODELS}),
     )
-    running = Stack(plan)
-    try:
-        running.start()
+    with Stack(plan) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
