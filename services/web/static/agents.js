@@ -137,12 +137,12 @@ export async function mount(root, connection) {
   }
 
   async function reload() {
+    await loadAgents(); // the list holds etags too: refresh it before the form
     try {
       edit(await json(`/api/v1/agents/${encodeURIComponent(editing.id)}`));
     } catch (err) {
       report(formError, err);
     }
-    await loadAgents(); // the list holds etags too
   }
 
   async function remove(agent) {
