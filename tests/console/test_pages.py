@@ -5,11 +5,13 @@ token never written to any log."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import requests
 
 from clawgate.common.services import BY_NAME
 from clawgate.launcher.stack import Stack
+from services.web import assets
 from services.web.access_log import redact
 from tests.console.browser import Console
 
@@ -83,3 +85,15 @@ def test_the_token_is_never_written_to_a_log(console: Console, console_stack: St
     assert "token=[redacted]" in web_log  # the visit was logged, without the token
     for path in logs:
         assert console_stack.token not in path.read_text(errors="replace"), path.name
+
+
+def test_asset_urls_change_whenever_any_file_changes(tmp_path: Path) -> None:
+    for name in ("index.html", "app.js", "style.css"):
+        (tmp_path / name).write_text((assets.STATIC_DIR / name).read_text())
+    first = assets.load(tmp_path)
+    assert f'src="{first.base}app.js"' in first.shell.body.decode()
+    assert assets.load(tmp_path).version == first.version  # stable across restarts
+    (tmp_path / "style.css").write_text("body { color: red; }")
+    second = assets.load(tmp_path)
+    assert second.version != first.version
+    assert f'src="{second.base}app.js"' in second.shell.body.decode()
