@@ -4,7 +4,9 @@ Everything that needs to know which services exist reads `SERVICES`: the config
 (`CLAWGATE_<NAME>_ADDR`, `services:` in the file), the launcher (children, readiness,
 order), Envoy's config (clusters, routes, transcoded services), the health report, the
 proto check, compose and Kubernetes. Adding a service is one entry here plus its folder
-under `services/` and its protos under `proto/clawgate/<name>/v1/`.
+under `services/` and its protos under `proto/clawgate/<name>/v1/`. A plain HTTP service
+(the web console) has no protos: it lists the public paths Envoy routes to it and answers
+`GET /healthz`; Envoy, the launcher and the health report probe it over HTTP.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -12,8 +13,9 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from clawgate.launcher.stack import Stack
 
@@ -76,6 +78,21 @@ class Console:
             "Emulation.setEmulatedMedia",
             {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
         )
+
+    # -- chatting ----------------------------------------------------------------------
+    def open_chat(self, model: str, session: str | None = None) -> str:
+        """A chat page (a new session unless named) with `model` picked; the session."""
+        session = session or f"t-{uuid.uuid4().hex[:8]}"
+        self.open(f"/chat?session={session}")
+        self.wait(lambda: self.find(f"#model option[value='{model}']"), what="the model list")
+        Select(self.find("#model")).select_by_value(model)
+        return session
+
+    def send(self, text: str) -> None:
+        """Types `text` in the prompt and sends it with Enter."""
+        prompt = self.find("#prompt")
+        prompt.send_keys(text)
+        prompt.send_keys(Keys.ENTER)
 
     # -- reading -----------------------------------------------------------------------
     def js(self, script: str, *args: Any) -> Any:

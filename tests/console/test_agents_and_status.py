@@ -11,7 +11,6 @@ from clawgate.launcher.stack import Stack
 from tests.console.api import Rest
 from tests.console.browser import Console
 from tests.console.conftest import Standin
-from tests.console.test_chat_page import send
 
 CONFLICT = "changed by someone else"
 
@@ -49,7 +48,7 @@ def test_agent_create_pick_chat_edit_conflict_delete(
     console.wait(lambda: Select(console.find("#model")).first_selected_option.get_attribute(
         "value") == f"agent:{name}", what="the agent picked")  # fmt: skip
     assert console.find(f"#model optgroup[label=Agents] option[value='agent:{name}']")
-    send(console, "Who are you")
+    console.send("Who are you")
     console.wait_answer_done(1)
     upstream = standin.requests()[-1]["body"]
     assert upstream["model"] == "gemma3:4b"  # type: ignore[index]

@@ -3,8 +3,6 @@ the upstream generation, reasoning, x-cache, the four failures told apart, the k
 
 from __future__ import annotations
 
-import uuid
-
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
@@ -21,26 +19,12 @@ return answer.querySelector('.content').textContent.length
 """
 
 
-def open_chat(console: Console, model: str, session: str | None = None) -> str:
-    session = session or f"t-{uuid.uuid4().hex[:8]}"
-    console.open(f"/chat?session={session}")
-    console.wait(lambda: console.find(f"#model option[value='{model}']"), what="the model list")
-    Select(console.find("#model")).select_by_value(model)
-    return session
-
-
-def send(console: Console, text: str) -> None:
-    prompt = console.find("#prompt")
-    prompt.send_keys(text)
-    prompt.send_keys(Keys.ENTER)
-
-
 def test_answer_streams_token_by_token_with_reasoning_and_x_cache(
     console: Console, standin: Standin
 ) -> None:
     standin.patch(token_delay_ms=60)
-    open_chat(console, "qwen3:32b")
-    send(console, "Tell me about rivers")
+    console.open_chat("qwen3:32b")
+    console.send("Tell me about rivers")
     # The text grows while the answer streams: sample it until the answer is finished.
     samples: list[int] = []
     shots = 0
@@ -65,8 +49,8 @@ def test_answer_streams_token_by_token_with_reasoning_and_x_cache(
     console.screenshot("chat-answer")
 
     # The same first question in another session is answered from the prompt cache.
-    open_chat(console, "qwen3:32b")
-    send(console, "Tell me about rivers")
+    console.open_chat("qwen3:32b")
+    console.send("Tell me about rivers")
     again = console.wait_answer_done(1)
     assert again.find_element(By.CSS_SELECTOR, ".cache").text == "x-cache: HIT"
 
@@ -75,8 +59,8 @@ def test_stop_button_cancels_the_upstream_generation(
     console: Console, standin: Standin, console_stack: Stack
 ) -> None:
     standin.patch(token_delay_ms=300)
-    session = open_chat(console, "llama3.2:latest")
-    send(console, "Write a long story")
+    session = console.open_chat("llama3.2:latest")
+    console.send("Write a long story")
     console.wait(lambda: console.last_answer_text(), what="the first tokens")
     console.find("#stop").click()
     answer = console.wait_answer_done(1)
@@ -96,7 +80,7 @@ def test_stop_button_cancels_the_upstream_generation(
 def test_keyboard_and_phone_width(console: Console, standin: Standin) -> None:
     console.size(*PHONE)
     standin.patch(token_delay_ms=300)
-    open_chat(console, "llama3.2:latest")
+    console.open_chat("llama3.2:latest")
     assert console.js("return document.documentElement.scrollWidth") <= PHONE[0]
     prompt = console.find("#prompt")
     prompt.send_keys("first line")
@@ -124,12 +108,12 @@ def test_the_four_common_failures_are_told_apart(
 ) -> None:
     def failure_after_send(text: str) -> tuple[str, str]:
         before = len(console.find_all("#messages .error"))
-        send(console, text)
+        console.send(text)
         console.wait(lambda: len(console.find_all("#messages .error")) > before, what="an error")
         box = console.find_all("#messages .error")[-1]
         return str(box.get_attribute("data-kind")), box.text
 
-    open_chat(console, "ghost:7b")  # configured, not pulled on the worker
+    console.open_chat("ghost:7b")  # configured, not pulled on the worker
     kind, text = failure_after_send("hello ghost")
     assert kind == "model" and "Model unavailable" in text and "model_not_pulled" in text
 

@@ -11,7 +11,6 @@ from selenium.webdriver.common.by import By
 from clawgate.launcher.stack import Stack
 from tests.console.api import Rest
 from tests.console.browser import Console
-from tests.console.test_chat_page import open_chat, send
 
 NO_MARKUP = "return document.querySelectorAll('#messages script, #messages img').length"
 XSS_FLAG = "return window.__xss === undefined ? null : window.__xss"
@@ -27,10 +26,10 @@ def conversation(console: Console) -> list[tuple[str, str]]:
 
 
 def test_history_survives_reload_and_chat_restart(console: Console, console_stack: Stack) -> None:
-    session = open_chat(console, "llama3.2:latest")
-    send(console, "Remember the harbor")
+    session = console.open_chat("llama3.2:latest")
+    console.send("Remember the harbor")
     console.wait_answer_done(1)
-    send(console, "And the lantern")
+    console.send("And the lantern")
     console.wait_answer_done(2)
     before = conversation(console)
     assert [role for role, _ in before] == ["user", "assistant", "user", "assistant"]
@@ -55,15 +54,15 @@ def test_history_survives_reload_and_chat_restart(console: Console, console_stac
 
 
 def test_model_output_with_html_is_shown_as_text(console: Console, console_stack: Stack) -> None:
-    open_chat(console, "qwen3:32b")
+    console.open_chat("qwen3:32b")
     # The stand-in's answer quotes the first characters of a CJK prompt: `<script>`.
-    send(console, "<script>天")
+    console.send("<script>天")
     answer = console.wait_answer_done(1)
     assert "「<script>」" in answer.find_element(By.CSS_SELECTOR, ".content").text
     assert console.find("#messages article.user").text == "<script>天"
 
     img = '<img src=x onerror="window.__xss=1">'
-    send(console, img)
+    console.send(img)
     console.wait_answer_done(2)
     assert console.find_all("#messages article.user")[-1].text == img
 
