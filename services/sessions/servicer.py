@@ -84,8 +84,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
                 code="session_full",
                 grpc_code=grpc.StatusCode.FAILED_PRECONDITION,
             )
-        found = await self._store.get(session_id)
-        info = found[0] if found else SessionInfo(session_id, now, now, appended.message_count)
+        info = SessionInfo(session_id, appended.create_ms, now, appended.message_count)
         return pb.AppendMessagesResponse(session=_session(info))
 
     async def DeleteSession(

@@ -29,7 +29,7 @@ redis.call('RPUSH', KEYS[2], unpack(ARGV, 4))
 redis.call('HSETNX', KEYS[1], 'create_ms', ARGV[2])
 redis.call('HSET', KEYS[1], 'update_ms', ARGV[2])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
-return {'ok', count + adding}
+return {'ok', count + adding, redis.call('HGET', KEYS[1], 'create_ms')}
 """
 
 _DELETE = """
@@ -51,6 +51,7 @@ class SessionInfo:
 class Appended:
     ok: bool  # False: the session would exceed the message limit
     message_count: int
+    create_ms: int = 0  # when ok
 
 
 @dataclass(frozen=True)
@@ -82,10 +83,10 @@ class SessionStore:
     ) -> Appended:
         docs = [json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in messages]
         async with available("session"):
-            status, count = await self._append(
+            status, count, *created = await self._append(
                 keys=self._keys(session_id), args=[session_id, now_ms, limit, *docs]
             )
-        return Appended(status == "ok", int(count))
+        return Appended(status == "ok", int(count), int(created[0]) if created else 0)
 
     async def get(self, session_id: str) -> tuple[SessionInfo, list[dict[str, Any]]] | None:
         meta, messages, _ = self._keys(session_id)

@@ -65,3 +65,9 @@ async def test_redis_down_is_a_retryable_503(private_redis: PrivateRedis) -> Non
         assert caught.value.retryable and "session store unavailable" in caught.value.message
     finally:
         await store.close()
+
+
+async def test_append_reports_the_first_append_time(store: SessionStore) -> None:
+    first = await store.append("t", [{"role": "user", "content": "1"}], 1000, limit=5)
+    second = await store.append("t", [{"role": "user", "content": "2"}], 2000, limit=5)
+    assert (first.create_ms, second.create_ms, second.message_count) == (1000, 1000, 2)
