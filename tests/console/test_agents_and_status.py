@@ -48,6 +48,7 @@ def test_agent_create_pick_chat_edit_conflict_delete(
     console.wait(lambda: Select(console.find("#model")).first_selected_option.get_attribute(
         "value") == f"agent:{name}", what="the agent picked")  # fmt: skip
     assert console.find(f"#model optgroup[label=Agents] option[value='agent:{name}']")
+    assert f"session=agent-{name}" in console.driver.current_url
     console.send("Who are you")
     console.wait_answer_done(1)
     upstream = standin.requests()[-1]["body"]

@@ -12,6 +12,11 @@ export const CONFLICT_MESSAGE =
   "This agent was changed by someone else since you opened it. Your edit was not saved: " +
   "reload the agent to see their version, then apply your change again.";
 
+/** The session "Chat" opens for an agent (session ids are ASCII; agent names may not be). */
+function chatSession(name) {
+  return `agent-${name}`.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64);
+}
+
 export async function mount(root, connection) {
   const $ = (id) => root.querySelector(`#${id}`);
   const form = $("agent-form");
@@ -59,7 +64,7 @@ export async function mount(root, connection) {
       el("td", { class: "actions" },
         el("button", { type: "button", class: "secondary", onclick: () => edit(agent) }, "Edit"),
         el("a", {
-          href: `/chat?session=${encodeURIComponent(`agent-${agent.name}`.slice(0, 64))}` +
+          href: `/chat?session=${encodeURIComponent(chatSession(agent.name))}` +
             `&model=${encodeURIComponent(`agent:${agent.name}`)}`,
         }, "Chat"),
         el("button", { type: "button", class: "danger", onclick: () => remove(agent) },
