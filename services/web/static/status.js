@@ -68,5 +68,7 @@ export async function mount(root, connection) {
   }
 
   await refresh();
-  setInterval(refresh, REFRESH_MS);
+  // A hidden tab does not poll; it catches up as soon as it is shown again.
+  setInterval(() => document.hidden || refresh(), REFRESH_MS);
+  document.addEventListener("visibilitychange", () => document.hidden || refresh());
 }
