@@ -70,9 +70,5 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     the chat, agents and health services, and Envoy in front of them."""
     state = tmp_path_factory.mktemp("stack")
     plan = local_plan(state, STANDIN_MODELS, gateway_config)
-    running = Stack(plan)
-    try:
-        running.start()
+    with Stack(plan) as running:
         yield running
-    finally:
-        running.stop()

@@ -13,19 +13,18 @@ from pathlib import Path
 import pytest
 import requests
 
+from clawgate.common.services import NAMES, SERVICES
 from clawgate.launcher.processes import free_port, free_ports
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
-    envoy, admin, chat, agents, health, redis = free_ports(6)
+    envoy, admin, redis, *service_ports = free_ports(3 + len(SERVICES))
     return {
         **os.environ,
         "CLAWGATE_STATE_DIR": str(tmp / "state"),
         "CLAWGATE_PORT": str(envoy),
         "CLAWGATE_ADMIN_PORT": str(admin),
-        "CLAWGATE_CHAT_ADDR": f"127.0.0.1:{chat}",
-        "CLAWGATE_AGENTS_ADDR": f"127.0.0.1:{agents}",
-        "CLAWGATE_HEALTH_ADDR": f"127.0.0.1:{health}",
+        **{s.addr_env: f"127.0.0.1:{p}" for s, p in zip(SERVICES, service_ports, strict=True)},
         # Nothing listens there: onboard must start its own Redis.
         "CLAWGATE_REDIS_URL": f"redis://127.0.0.1:{redis}/0",
         **extra,
@@ -88,6 +87,10 @@ def test_onboard_demo_runs_every_endpoint_and_stops_cleanly(
     assert token in output  # the first run generated it and printed it
     assert oct((Path(env["CLAWGATE_STATE_DIR"]) / "token").stat().st_mode & 0o777) == "0o600"
     base = f"http://127.0.0.1:{env['CLAWGATE_PORT']}"
+    console = f"{base}/?token={token}"
+    assert f"console  : {console}" in output  # the URL a newcomer opens
+    page = requests.get(console, timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert requests.get(base + "/api/v1/health", timeout=10).json()["status"] == "ok"
     headers = {"Authorization": f"Bearer {token}"}
     reply = requests.post(
@@ -114,7 +117,7 @@ def test_onboard_demo_runs_every_endpoint_and_stops_cleanly(
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=30)
     assert process.returncode == 0, rest
-    for part in ("envoy", "chat", "agents", "health", "redis", "standin:demo"):
+    for part in ("envoy", *NAMES, "redis", "standin:demo"):
         assert f"{part}: exit 0" in rest, rest
 
 

@@ -21,6 +21,7 @@ from clawgate.common.tokens import (
 _CHAT = "/clawgate.chat.v1.ChatService/"
 _AGENTS = "/clawgate.agents.v1.AgentService/"
 _HEALTH = "/clawgate.health.v1.HealthService/"
+_SESSIONS = "/clawgate.sessions.v1.SessionService/"
 
 METHOD_SCOPES: Mapping[str, str] = {
     _CHAT + "CreateChatCompletionHttp": CHAT,
@@ -36,6 +37,11 @@ METHOD_SCOPES: Mapping[str, str] = {
     _AGENTS + "UpdateAgent": AGENTS_WRITE,
     _AGENTS + "DeleteAgent": AGENTS_WRITE,
     _HEALTH + "GetMetrics": METRICS_READ,
+    # Conversation history is part of chatting; each token sees only its own sessions.
+    _SESSIONS + "ListSessions": CHAT,
+    _SESSIONS + "GetSession": CHAT,
+    _SESSIONS + "AppendMessages": CHAT,
+    _SESSIONS + "DeleteSession": CHAT,
     # Reflection describes the API to any caller with a token (grpcurl, Postman).
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": CHAT,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": CHAT,

@@ -4,13 +4,26 @@ Everything that needs to know which services exist reads `SERVICES`: the config
 (`CLAWGATE_<NAME>_ADDR`, `services:` in the file), the launcher (children, readiness,
 order), Envoy's config (clusters, routes, transcoded services), the health report, the
 proto check, compose and Kubernetes. Adding a service is one entry here plus its folder
-under `services/` and its protos under `proto/clawgate/<name>/v1/`.
+under `services/` and its protos under `proto/clawgate/<name>/v1/`. A plain HTTP service
+(the web console) has no protos: it lists the public paths Envoy routes to it and answers
+`GET /healthz`; Envoy, the launcher and the health report probe it over HTTP.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+
+
+class Protocol(enum.Enum):
+    """How Envoy and the health checks speak to a service."""
+
+    # gRPC (h2c): REST is transcoded from its protos; health is grpc.health.v1.
+    GRPC = "grpc"
+    # Plain HTTP/1.1 (e.g. the web console): Envoy routes `http_routes` to it unchanged;
+    # health is `GET /healthz` answering 200.
+    HTTP = "http"
 
 
 @dataclass(frozen=True)
@@ -20,7 +33,7 @@ class ServiceDef:
     default_port: int
     # Whether the gateway is down without it (health's overall status); others degrade it.
     critical: bool = False
-    # Whether the health service probes it over grpc.health.v1 (health does not probe itself).
+    # Whether the health service probes it (health does not probe itself).
     probed_by_health: bool = True
     # Methods callable without a token (`/pkg.Service/Method`); also marked in the OpenAPI.
     public_methods: tuple[str, ...] = ()
@@ -28,6 +41,10 @@ class ServiceDef:
     # grpc.reflection (behind the token) to this one service, so that grpcurl through the
     # public port sees the whole API.
     reflects_all: bool = False
+    protocol: Protocol = Protocol.GRPC
+    # HTTP services: the public paths Envoy routes to it; `/x/*` stands for the prefix `/x/`.
+    http_routes: tuple[str, ...] = ()
+    health_path: str = "/healthz"  # HTTP services only
 
     @property
     def module(self) -> str:
@@ -46,7 +63,13 @@ class ServiceDef:
     @property
     def primary(self) -> str:
         """The gRPC service whose grpc.health.v1 status says the process can serve."""
+        if self.protocol is not Protocol.GRPC:
+            raise ValueError(f"{self.name} is not a gRPC service; probe {self.health_path}")
         return self.grpc_services[0]
+
+    def health_url(self, addr: str) -> str:
+        """HTTP services: the URL of the health probe at `addr` (`host:port`)."""
+        return f"http://{addr}{self.health_path}"
 
     @property
     def generated_dirs(self) -> tuple[str, ...]:
@@ -55,20 +78,33 @@ class ServiceDef:
 
 
 SERVICES: tuple[ServiceDef, ...] = (
-    ServiceDef("chat", ("clawgate.chat.v1.ChatService",), 50051, critical=True),
+    # Chat also keeps conversations (sessions): the console and API clients share them.
+    ServiceDef(
+        "chat",
+        ("clawgate.chat.v1.ChatService", "clawgate.sessions.v1.SessionService"),
+        50051,
+        critical=True,
+    ),
     ServiceDef("agents", ("clawgate.agents.v1.AgentService",), 50052),
     ServiceDef(
         "health",
         ("clawgate.health.v1.HealthService",),
         50053,
         probed_by_health=False,
-        # Anyone may ask whether the gateway is up; details need a token (servicer).
         # Anyone may ask whether the gateway is up (details need a token) and probe it.
         public_methods=tuple(
             f"/clawgate.health.v1.HealthService/{m}"
             for m in ("GetHealth", "CheckLiveness", "CheckReadiness")
         ),
         reflects_all=True,
+    ),
+    # The web console's pages and static assets; it calls the REST API like any client.
+    ServiceDef(
+        "web",
+        (),
+        50054,
+        protocol=Protocol.HTTP,
+        http_routes=("/", "/chat", "/agents", "/status", "/console/*"),
     ),
 )
 

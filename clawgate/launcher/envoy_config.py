@@ -36,6 +36,8 @@ _T = "type.googleapis.com/"
 SERVICES: tuple[tuple[str, str], ...] = tuple(
     (s.name, svc) for s in registry.SERVICES for svc in s.grpc_services
 )
+# Plain HTTP services (the web console) and the public paths routed to them unchanged.
+HTTP_SERVICES = tuple(s for s in registry.SERVICES if s.protocol is registry.Protocol.HTTP)
 
 
 @dataclass(frozen=True)
@@ -51,17 +53,20 @@ def _split(addr: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def _cluster(name: str, service: str, addr: str) -> dict[str, Any]:
+def _cluster(service: registry.ServiceDef, addr: str) -> dict[str, Any]:
     host, port = _split(addr)
+    grpc = service.protocol is registry.Protocol.GRPC
     return {
-        "name": name,
+        "name": service.name,
         "type": "STRICT_DNS",
         "dns_lookup_family": "V4_PREFERRED",
         "connect_timeout": "1s",
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}},
+                "explicit_http_config": (
+                    {"http2_protocol_options": {}} if grpc else {"http_protocol_options": {}}
+                ),
             }
         },
         "circuit_breakers": {
@@ -76,11 +81,12 @@ def _cluster(name: str, service: str, addr: str) -> dict[str, Any]:
                 "no_traffic_interval": "2s",
                 "unhealthy_threshold": 2,
                 "healthy_threshold": 1,
-                "grpc_health_check": {"service_name": service},
+                **({"grpc_health_check": {"service_name": service.primary}} if grpc
+                   else {"http_health_check": {"path": service.health_path}}),
             }
         ],
         "load_assignment": {
-            "cluster_name": name,
+            "cluster_name": service.name,
             "endpoints": [
                 {"lb_endpoints": [
                     {"endpoint": {"address": {"socket_address": {"address": host,
@@ -246,6 +252,13 @@ def render(
             },
         }
         for cluster, service in SERVICES
+    ] + [
+        {
+            "match": {"prefix": path[:-1]} if path.endswith("/*") else {"path": path},
+            "route": {"cluster": service.name, "timeout": "15s"},
+        }
+        for service in HTTP_SERVICES
+        for path in service.http_routes
     ]
     hcm = {
         "@type": _T
@@ -322,7 +335,7 @@ def render(
                 }
             ],
             "clusters": [
-                _cluster(s.name, s.primary, ports.services[s.name]) for s in registry.SERVICES
+                _cluster(s, ports.services[s.name]) for s in registry.SERVICES
             ],
         },
     }  # fmt: skip

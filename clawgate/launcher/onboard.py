@@ -132,6 +132,11 @@ def plan_stack(config: Config, *, demo: bool) -> tuple[StackPlan, list[str]]:
     return plan, notes
 
 
+def console_url(stack: Stack) -> str:
+    """The web console's URL with the token; the page stores it and cleans the address bar."""
+    return f"{stack.rest_url}/?token={urllib.parse.quote(stack.token, safe='')}"
+
+
 def health_summary(stack: Stack) -> str:
     request = urllib.request.Request(
         stack.rest_url + "/api/v1/health", headers={"Authorization": f"Bearer {stack.token}"}
@@ -181,6 +186,7 @@ def onboard(demo: bool = False, config_path: str | None = None) -> int:
         started = time.monotonic()
         stack.start()
         say(f"Clawgate is up in {time.monotonic() - started:.1f}s")
+        say(f"  console  : {console_url(stack)}  (opens the web console, remembers the token)")
         say(f"  base URL : {stack.rest_url}/api/v1  (OpenAI clients: base_url=<this>)")
         say(f"  gRPC     : {stack.grpc_target}")
         say(f"  token    : {stack.token}   (again: `clawgate token`)")

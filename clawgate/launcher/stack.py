@@ -1,4 +1,4 @@
-"""The local stack: Redis, the three services and Envoy (and stand-in workers in demo/tests).
+"""The local stack: Redis, the services and Envoy (and stand-in workers in demo/tests).
 
 `Stack` starts every part as a child process on the ports of a `StackPlan`, waits until each
 one is ready, and stops them in reverse order. `clawgate onboard` and the test suite both use
@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clawgate.client.connection import write_url
 from clawgate.common.auth import ensure_token_file
-from clawgate.common.services import BY_NAME, NAMES, SERVICES, ServiceAddrs
+from clawgate.common.services import BY_NAME, NAMES, SERVICES, Protocol, ServiceAddrs
 from clawgate.launcher import envoy_config
 from clawgate.launcher.processes import (
     Child,
@@ -204,8 +204,12 @@ class Stack:
             port = self.plan.redis_port
             return lambda: port_open("127.0.0.1", port or 0)
         if name in BY_NAME:
-            addr, service = self.plan.addrs[name], BY_NAME[name].primary
-            return lambda: grpc_serving(addr, service)
+            service, addr = BY_NAME[name], self.plan.addrs[name]
+            if service.protocol is Protocol.HTTP:
+                url = service.health_url(addr)
+                return lambda: http_ok(url)
+            primary = service.primary
+            return lambda: grpc_serving(addr, primary)
         if name == "envoy":
             return lambda: envoy_clusters_healthy(self.plan.admin_port, self._running_clusters())
         if name.startswith("standin:"):
@@ -236,6 +240,18 @@ class Stack:
             if child is not None:
                 codes[part] = child.stop()
         return codes
+
+    def __enter__(self) -> Stack:
+        """Start everything; leaving the block stops everything (also after a failed start)."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def restart(self, name: str) -> None:
         self.stop(name)

@@ -12,24 +12,14 @@ import json
 from dataclasses import dataclass
 
 from clawgate.common.errors import invalid
+from clawgate.common.paging import page_size as page_size  # ListAgents uses it from here
 from services.agents.records import looks_like_id
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
 class Cursor:
     created_ms: int
     id: str
-
-
-def page_size(requested: int) -> int:
-    if requested < 0:
-        raise invalid(f"page_size must not be negative, got {requested}", "page_size")
-    if requested == 0:
-        return DEFAULT_PAGE_SIZE
-    return min(requested, MAX_PAGE_SIZE)
 
 
 def encode_token(cursor: Cursor) -> str:

@@ -17,32 +17,18 @@ from __future__ import annotations
 
 import enum
 import json
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from clawgate.common.errors import ApiError
+from clawgate.common.redis_store import available
+from clawgate.common.redis_store import connect as connect  # the registry's client
 from services.agents import scripts
 from services.agents.pagination import Cursor
 from services.agents.records import AgentRecord, looks_like_id
 
-log = logging.getLogger("clawgate.agents.store")
-
 IDEMPOTENCY_TTL_S = 24 * 3600
-
-# Errors after which the same call may succeed once Redis is back.
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
-# Redis refusing writes because it cannot persist them (AOF/RDB write failing).
-_PERSISTENCE_FAILING = "MISCONF"
 
 
 class Outcome(enum.Enum):
@@ -71,19 +57,6 @@ class Page:
     records: list[AgentRecord]
     next_cursor: Cursor | None
     total: int
-
-
-def connect(url: str) -> aioredis.Redis:
-    """A client tuned for the registry: short timeouts, a few quick reconnect attempts."""
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=2.0,
-        socket_connect_timeout=1.0,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        health_check_interval=30,
-    )
 
 
 class AgentStore:
@@ -115,7 +88,7 @@ class AgentStore:
 
     async def get(self, id_or_name: str) -> AgentRecord | None:
         """The agent with this id, or else with this name (names never look like ids)."""
-        async with _available():
+        async with available("agent"):
             agent_id: str | None = id_or_name
             if not looks_like_id(id_or_name):
                 agent_id = cast(str | None, await self._redis.hget(self._by_name, id_or_name))  # type: ignore[misc]
@@ -143,7 +116,7 @@ class AgentStore:
             keys.append(self._idem_key(record.owner, claim.key))
             stored = {"fingerprint": claim.fingerprint, "agent": record.to_json()}
             args += [json.dumps(stored, ensure_ascii=False), IDEMPOTENCY_TTL_S]
-        async with _available():
+        async with available("agent"):
             reply = await self._create(keys=keys, args=args)
         match reply:
             case ["created"]:
@@ -171,7 +144,7 @@ class AgentStore:
             record.created_ms,
             "1" if record.shared else "0",
         ]
-        async with _available():
+        async with available("agent"):
             reply = await self._update(keys=keys, args=args)
         return Outcome.OK if reply == "updated" else Outcome(reply)
 
@@ -183,7 +156,7 @@ class AgentStore:
             self._owned(record.owner),
             self._shared,
         ]
-        async with _available():
+        async with available("agent"):
             reply = await self._delete(keys=keys, args=[record.id, expected_etag or ""])
         return Outcome.OK if reply == "deleted" else Outcome(reply)
 
@@ -193,7 +166,7 @@ class AgentStore:
         args: list[Any] = [size + 1, "", ""]
         if after is not None:
             args = [size + 1, after.created_ms, after.id]
-        async with _available():
+        async with available("agent"):
             if visible_to is None:
                 total, flat = await self._page(keys=[self._order], args=args)
             else:
@@ -208,28 +181,3 @@ class AgentStore:
         records = [AgentRecord.from_json(t) for t in texts if t is not None]
         next_cursor = Cursor(entries[-1][1], entries[-1][0]) if more and entries else None
         return Page(records, next_cursor, int(total))
-
-
-@asynccontextmanager
-async def _available() -> AsyncIterator[None]:
-    """Turn "Redis is unreachable" into a retryable 503 that names no host or password."""
-    try:
-        yield
-    except _UNAVAILABLE as exc:
-        log.warning("redis unavailable", extra={"error": type(exc).__name__})
-        raise _store_unavailable() from None
-    except ResponseError as exc:
-        refusing = isinstance(exc, OutOfMemoryError) or str(exc).startswith(_PERSISTENCE_FAILING)
-        if not refusing:
-            raise
-        log.error("redis refuses writes", extra={"error": str(exc)})
-        raise _store_unavailable() from None
-
-
-def _store_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "agent store unavailable (Redis); retry shortly",
-        code="store_unavailable",
-        retry_after=1,
-    )

@@ -1,4 +1,5 @@
-"""The chat service process: config, the pooled HTTP session, cache, agents, then serve."""
+"""The chat service process: config, the pooled HTTP session, cache, agents and the session
+store (SessionService), then serve."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from clawgate.common import logging as clawgate_logging
 from clawgate.common.auth import Authenticator
 from clawgate.common.auth_throttle import FailedAuthLimiter
 from clawgate.common.config import ChatSettings, Config, load_config
+from clawgate.common.redis_store import connect
 from clawgate.common.server import serve
+from clawgate.sessions.v1 import session_service_pb2_grpc as sessions_grpc
 from services.chat import metrics as chat_metrics
 from services.chat.agent_resolver import AgentResolver
 from services.chat.cache import PromptCache
@@ -20,6 +23,8 @@ from services.chat.models import ModelCatalogue
 from services.chat.pipeline import Pipeline
 from services.chat.rate_limit import RateLimiter
 from services.chat.servicer import SERVICE_NAME, ChatServicer
+from services.sessions import servicer as sessions
+from services.sessions.store import SessionStore
 
 # Long answers stream one line per token; a tool call or error body can be a long line.
 READ_BUFFER_BYTES = 1 << 20
@@ -45,16 +50,21 @@ async def run(config: Config) -> None:
     limits = RateLimiter.from_config(config)
     servicer = ChatServicer(pipeline, catalogue, cache, limits)
     chat_metrics.register(pipeline.pool, cache)
+    session_store = SessionStore(connect(config.redis_url), config.cache.namespace)
 
     def register(server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_ChatServiceServicer_to_server(servicer, server)
-        return [SERVICE_NAME]
+        sessions_grpc.add_SessionServiceServicer_to_server(
+            sessions.SessionServicer(session_store), server
+        )
+        return [SERVICE_NAME, sessions.SERVICE_NAME]
 
     async def close() -> None:
         await catalogue.close()
         await resolver.close()
         await cache.close()
         await limits.close()
+        await session_store.close()
         await session.close()
 
     await serve(

@@ -69,6 +69,23 @@ def grpc_check(
     return check
 
 
+def http_check(
+    session: aiohttp.ClientSession, url: str, timeout: float
+) -> Callable[..., Awaitable[None]]:
+    """An HTTP service's own probe (`GET /healthz` answering 200)."""
+
+    async def check(component: pb.Component) -> None:
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as reply:
+                component.detail = f"HTTP {reply.status}"
+                if reply.status != 200:
+                    component.status = DOWN
+        except aiohttp.ClientConnectionError as exc:
+            component.status, component.detail = DOWN, f"cannot connect: {type(exc).__name__}"
+
+    return check
+
+
 def redis_check(client: redis.Redis, timeout: float) -> Callable[..., Awaitable[None]]:
     async def check(component: pb.Component) -> None:
         async with asyncio.timeout(timeout):

@@ -18,7 +18,7 @@ from clawgate.common.auth import Authenticator, AuthResult, auth_error
 from clawgate.common.config import Config
 from clawgate.common.errors import HTTP_STATUS_KEY
 from clawgate.common.metrics import exposition
-from clawgate.common.services import BY_NAME, SERVICES
+from clawgate.common.services import BY_NAME, SERVICES, Protocol
 from clawgate.common.supervision import down_reasons
 from clawgate.health.v1 import health_service_pb2 as pb
 from clawgate.health.v1 import health_service_pb2_grpc as pb_grpc
@@ -50,7 +50,12 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
         self._channels = {
             s.name: (grpc.aio.insecure_channel(config.services[s.name]), s.primary)
             for s in SERVICES
-            if s.probed_by_health
+            if s.probed_by_health and s.protocol is Protocol.GRPC
+        }
+        self._http_probes = {
+            s.name: s.health_url(config.services[s.name])
+            for s in SERVICES
+            if s.probed_by_health and s.protocol is Protocol.HTTP
         }
         self._redis = redis.from_url(config.redis_url, socket_timeout=CHECK_TIMEOUT_S)
         self._session: aiohttp.ClientSession | None = None
@@ -120,6 +125,15 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
                 checks.grpc_check(ch, svc, CHECK_TIMEOUT_S),
             )
             for name, (ch, svc) in self._channels.items()
+        ]
+        jobs += [
+            checks.timed(
+                name,
+                "service",
+                BY_NAME[name].critical,
+                checks.http_check(self._session, url, CHECK_TIMEOUT_S),
+            )
+            for name, url in self._http_probes.items()
         ]
         jobs.append(
             checks.timed("redis", "redis", False, checks.redis_check(self._redis, CHECK_TIMEOUT_S))

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from clawgate.chat.v1 import chat_service_pb2 as chat_pb
 from clawgate.chat.v1 import chat_service_pb2_grpc as chat_grpc
+from clawgate.common.services import SERVICES, Protocol
 from clawgate.launcher.stack import Stack, local_plan
 
 MODEL = "qwen3:32b"
@@ -218,7 +219,12 @@ def test_health_report_has_service_figures_and_cache(stack: Stack) -> None:
         report = requests.get(
             stack.rest_url + "/api/v1/health", headers=auth(stack), timeout=10
         ).json()
-        services = {c["name"]: c for c in report["components"] if c["kind"] == "service"}
+        grpc_services = {s.name for s in SERVICES if s.protocol is Protocol.GRPC}
+        services = {
+            c["name"]: c
+            for c in report["components"]
+            if c["kind"] == "service" and c["name"] in grpc_services
+        }
         return (
             all(s["version"] and s["uptime_seconds"] > 0 for s in services.values())
             and int(report["cache"]["misses"]) > 0

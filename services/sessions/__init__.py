@@ -1,0 +1,1 @@
+"""SessionService: named conversations kept in Redis (served by the chat process)."""

@@ -1,0 +1,46 @@
+"""The web console process: load the files, then serve until SIGTERM (aiohttp drains)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from clawgate.common import logging as clawgate_logging
+from clawgate.common.config import load_config
+from services.web import assets
+from services.web.access_log import AccessLogger, access_logger
+from services.web.app import create_app
+
+log = logging.getLogger("clawgate.web")
+GRACE_S = 5.0
+
+
+async def run(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    bundle = assets.load()
+    runner = web.AppRunner(
+        create_app(bundle),
+        access_log_class=AccessLogger,
+        access_log=access_logger(),
+        shutdown_timeout=GRACE_S,
+    )
+    await runner.setup()
+    await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+    log.info("serving", extra={"address": address, "version": bundle.version})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", extra={"grace_s": GRACE_S})
+    await runner.cleanup()
+    log.info("stopped")
+
+
+def main() -> None:
+    config = load_config()
+    clawgate_logging.setup("web", config.log_level)
+    asyncio.run(run(config.services.web))
