@@ -20,7 +20,9 @@ import aiohttp
 from clawgate.common.config import ProviderSpec
 from clawgate.common.errors import invalid
 from services.chat.providers.base import (
+    DEFAULT_LIMITS,
     Delta,
+    ReadLimits,
     Target,
     UpstreamCut,
     UpstreamStreamError,
@@ -28,7 +30,7 @@ from services.chat.providers.base import (
     bearer_headers,
     stream_item,
 )
-from services.chat.providers.http import READ_ERRORS, cut, get_json, open_stream
+from services.chat.providers.http import get_json, open_stream, read_lines
 from services.chat.providers.think_tags import ThinkTagSplitter
 from services.chat.request import ChatRequest
 
@@ -46,24 +48,25 @@ def native_root(worker: str) -> str:
 
 class OllamaNativeAdapter:
     async def stream(
-        self, session: aiohttp.ClientSession, target: Target, request: ChatRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: Target,
+        request: ChatRequest,
+        limits: ReadLimits = DEFAULT_LIMITS,
     ) -> AsyncGenerator[Delta, None]:
         url = f"{native_root(target.worker)}/api/chat"
         body = native_body(target, request)
         state = _LineState()
         async with open_stream(
-            session, target.worker, url, body, bearer_headers(target.provider)
+            session, target.worker, url, body, bearer_headers(target.provider), limits
         ) as response:
-            try:
-                async for line in response.content:
-                    if not line.strip():
-                        continue
-                    for delta in state.read(target.worker, line):
-                        yield delta
-                    if state.done:
-                        break
-            except READ_ERRORS as exc:
-                raise cut(target.worker, exc) from exc
+            async for line in read_lines(target.worker, response, limits):
+                if not line.strip():
+                    continue
+                for delta in state.read(target.worker, line):
+                    yield delta
+                if state.done:
+                    break
         if not state.done:
             raise UpstreamCut(target.worker, "the answer ended before it was finished")
 

@@ -16,7 +16,9 @@ import aiohttp
 
 from clawgate.common.config import ProviderSpec
 from services.chat.providers.base import (
+    DEFAULT_LIMITS,
     Delta,
+    ReadLimits,
     Target,
     UpstreamCut,
     UpstreamStreamError,
@@ -24,7 +26,7 @@ from services.chat.providers.base import (
     bearer_headers,
     stream_item,
 )
-from services.chat.providers.http import READ_ERRORS, cut, get_json, open_stream
+from services.chat.providers.http import get_json, open_stream, read_lines
 from services.chat.providers.sse import sse_data
 from services.chat.providers.think_tags import ThinkTagSplitter
 from services.chat.request import ChatRequest
@@ -32,7 +34,11 @@ from services.chat.request import ChatRequest
 
 class OpenAICompatAdapter:
     async def stream(
-        self, session: aiohttp.ClientSession, target: Target, request: ChatRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: Target,
+        request: ChatRequest,
+        limits: ReadLimits = DEFAULT_LIMITS,
     ) -> AsyncGenerator[Delta, None]:
         body = {
             **request.body,
@@ -44,17 +50,14 @@ class OpenAICompatAdapter:
         url = f"{target.worker}/chat/completions"
         state = _StreamState()
         async with open_stream(
-            session, target.worker, url, body, bearer_headers(target.provider)
+            session, target.worker, url, body, bearer_headers(target.provider), limits
         ) as response:
-            try:
-                async for data in sse_data(response.content):
-                    if data.strip() == "[DONE]":
-                        state.done = True
-                        break
-                    for delta in state.read(target.worker, data):
-                        yield delta
-            except READ_ERRORS as exc:
-                raise cut(target.worker, exc) from exc
+            async for data in sse_data(read_lines(target.worker, response, limits)):
+                if data.strip() == "[DONE]":
+                    state.done = True
+                    break
+                for delta in state.read(target.worker, data):
+                    yield delta
         if not state.done or state.finish_reason is None:
             raise UpstreamCut(target.worker, "the answer ended before it was finished")
 
