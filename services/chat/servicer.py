@@ -239,7 +239,7 @@ async def with_heartbeats(
     without a delta: the moments a stream should show it is alive."""
     pending: asyncio.Future[Delta] = asyncio.ensure_future(anext(deltas))
     accept: asyncio.Future[Any] = asyncio.ensure_future(accepted.wait())
-    told_accepted = False
+    told_accepted = yielded = False
     try:
         while True:
             waiting: set[asyncio.Future[Any]] = {pending}
@@ -253,11 +253,13 @@ async def with_heartbeats(
                     delta = pending.result()
                 except StopAsyncIteration:
                     return
+                yielded = True
                 yield delta
                 pending = asyncio.ensure_future(anext(deltas))
             elif accept in done and not told_accepted:
                 told_accepted = True
-                yield None
+                if not yielded:  # headers went out with the first delta already
+                    yield None
             elif not done:
                 yield None
     finally:
