@@ -133,6 +133,8 @@ class WorkerPool:
             async with asyncio.timeout(max(wait_s, 0.0)):
                 await waiter  # the releasing request counted us in before waking us
         except TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                return  # handed a slot just as the wait ran out: use it
             raise _queue_full(state, f"no free slot within {wait_s:g}s") from None
         except BaseException:
             if waiter.done() and not waiter.cancelled():
