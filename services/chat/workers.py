@@ -5,7 +5,8 @@ Several workers (base URLs, possibly of several providers) may serve one model.
 - Admission (overload protection): a worker runs at most `concurrency` requests at once
   (its provider's `maxConcurrency`, else `chat.workerConcurrency`, like ollama's
   OLLAMA_NUM_PARALLEL). Further requests wait in a bounded FIFO queue for a bounded time;
-  a full queue or an expired wait is a 429 `upstream_queue_full` with Retry-After at once.
+  a full queue or an expired wait is a 429 `upstream_queue_full` with Retry-After at once
+  (a 503 `upstream_unavailable` when that worker is also ejected).
   Without this, every request is forwarded and waits in the worker's own invisible queue:
   300 open streams made each new request wait 7-16 s behind them (issue 13, defect 2).
 - Picking: not yet tried, not ejected, a free slot, then the shortest queue, then least
@@ -122,6 +123,17 @@ class WorkerPool:
 
     async def _wait_for_slot(self, state: WorkerState, max_wait_s: float | None) -> None:
         settings = self._settings
+        now = time.monotonic()
+        if state.is_down(now):
+            # Every worker is out of rotation (else another would have been picked): do not
+            # queue behind one that keeps failing.
+            raise ApiError(
+                503,
+                f"the model server at {public_url(state.url)} is out of rotation after "
+                f"repeated failures ({state.last_error}) and is at capacity; retry later.",
+                code="upstream_unavailable",
+                retry_after=max(1.0, round(state.down_until - now)),
+            )
         if state.queued >= settings.worker_queue_length:
             raise _queue_full(state, f"its queue is full ({state.queued} waiting)")
         wait_s = settings.worker_queue_wait_s

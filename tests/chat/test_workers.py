@@ -82,6 +82,21 @@ async def test_a_cancelled_waiter_passes_its_slot_on() -> None:
     assert pool.state(W1).in_flight == 0
 
 
+async def test_a_full_worker_that_is_ejected_is_a_503_not_a_wait() -> None:
+    pool = WorkerPool(SETTINGS)
+    release = asyncio.Event()
+    holders = [asyncio.create_task(hold(pool, W1, release)) for _ in range(2)]
+    await until(lambda: pool.state(W1).in_flight == 2)
+    pool.mark_down(W1, "connection refused")
+    with pytest.raises(ApiError) as caught:
+        async with pool.slot(W1):
+            pass
+    assert caught.value.status == 503 and caught.value.code == "upstream_unavailable"
+    assert caught.value.retry_after and caught.value.retry_after >= 1
+    release.set()
+    await asyncio.gather(*holders)
+
+
 def test_picking_prefers_a_free_slot_then_the_shortest_queue() -> None:
     pool = WorkerPool(SETTINGS)
     pool.state(W1).in_flight = 2
