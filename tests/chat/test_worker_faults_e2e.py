@@ -19,6 +19,7 @@ import requests
 
 from clawgate.launcher.stack import Stack, local_plan
 from services.ollama_standin.misbehave import GARBAGE_KINDS
+from tests.chat.test_chat_e2e import patch_standin, reset_standins, standin_requests
 
 Json = dict[str, Any]
 HANG_GUARD_S = 30  # only so a regression fails instead of hanging; never a timing gate
@@ -98,25 +99,9 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 def gw(faults: Stack) -> Iterator[Stack]:
-    _reset(faults)
+    reset_standins(faults)
     yield faults
-    _reset(faults)
-
-
-def _reset(stack: Stack) -> None:
-    for url in stack.standins.values():
-        requests.post(url + "/_standin/reset", timeout=5).raise_for_status()
-
-
-def patch(stack: Stack, name: str, **changes: Any) -> None:
-    reply = requests.patch(stack.standins[name] + "/_standin/settings", json=changes, timeout=5)
-    assert reply.status_code == 200, reply.text
-
-
-def worker_log(stack: Stack, name: str) -> list[Json]:
-    reply = requests.get(stack.standins[name] + "/_standin/requests", timeout=5)
-    records: list[Json] = reply.json()["requests"]
-    return records
+    reset_standins(faults)
 
 
 def body(model: str, *, stream: bool = False, **extra: Any) -> Json:
@@ -164,7 +149,7 @@ def test_many_unread_streams_do_not_stall_a_new_request(gw: Stack) -> None:
     # Root cause of defect 2: every request was forwarded to the worker, whose own queue
     # (OLLAMA_NUM_PARALLEL) made a new request wait behind all of them. Now the gateway
     # admits CONCURRENCY per worker, queues QUEUE more and answers the rest at once.
-    patch(gw, "solo", num_parallel=CONCURRENCY, token_delay_ms=200)
+    patch_standin(gw, "solo", num_parallel=CONCURRENCY, token_delay_ms=200)
     sockets = [_open_unread_stream(gw, "queue:1") for _ in range(40)]
     try:
         reply = chat(gw, body("queue:1"))
@@ -173,7 +158,7 @@ def test_many_unread_streams_do_not_stall_a_new_request(gw: Stack) -> None:
         assert error["code"] == "upstream_queue_full" and "capacity" in error["message"]
         assert int(reply.headers["Retry-After"]) >= 1
         # The worker only ever saw what it can run plus the bounded queue.
-        assert len(worker_log(gw, "solo")) <= CONCURRENCY + QUEUE
+        assert len(standin_requests(gw, "solo")) <= CONCURRENCY + QUEUE
         # Other workers are untouched.
         assert chat(gw, body("other:1")).status_code == 200
     finally:
@@ -182,7 +167,7 @@ def test_many_unread_streams_do_not_stall_a_new_request(gw: Stack) -> None:
 
 
 def test_a_stream_waiting_in_the_queue_gets_keepalives(gw: Stack) -> None:
-    patch(gw, "solo", num_parallel=CONCURRENCY, token_delay_ms=150)
+    patch_standin(gw, "solo", num_parallel=CONCURRENCY, token_delay_ms=150)
     busy = [_open_unread_stream(gw, "queue:1", max_tokens=8) for _ in range(CONCURRENCY)]
     try:
         reply = chat(gw, body("queue:1", stream=True, max_tokens=5), stream=True)
@@ -202,14 +187,14 @@ def test_a_stream_waiting_in_the_queue_gets_keepalives(gw: Stack) -> None:
 def test_stream_headers_and_keepalives_come_before_a_slow_first_token(gw: Stack) -> None:
     # ollama sends its headers with the first token, so during prompt evaluation the
     # gateway's keep-alive timer is what starts the stream.
-    patch(gw, "solo", first_token_delay_ms=1500)
+    patch_standin(gw, "solo", first_token_delay_ms=1500)
     payload = body("slowstart:1", stream=True)
     reply = chat(gw, payload, stream=True)
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/event-stream")
     lines = reply.iter_lines()
     assert next(lines) == b": keep-alive"
-    log = worker_log(gw, "solo")
+    log = standin_requests(gw, "solo")
     mine = [r for r in log if r["body"]["messages"] == payload["messages"]]
     assert [r["first_byte_at"] for r in mine] == [None]  # no token yet, headers already out
     rest = [line for line in lines if line]
@@ -230,7 +215,7 @@ def _rss_kb(pid: int) -> int:
 
 @pytest.mark.parametrize("model", ["flood:1", "flood-native:1"])
 def test_a_flooding_worker_is_cut_at_the_answer_cap(gw: Stack, model: str) -> None:
-    patch(gw, "solo", fail="flood")
+    patch_standin(gw, "solo", fail="flood")
     chat_process = gw.children["chat"].process
     assert chat_process is not None
     before = _rss_kb(chat_process.pid)
@@ -251,7 +236,7 @@ def test_a_flooding_worker_is_cut_at_the_answer_cap(gw: Stack, model: str) -> No
     # The flood is not buffered: the chat service stays within a few MB of where it was.
     assert _rss_kb(chat_process.pid) - before < 64 * 1024
     # Every flooding connection was closed by the gateway.
-    assert {r["status"] for r in worker_log(gw, "solo")} <= {"error", "cancelled"}
+    assert {r["status"] for r in standin_requests(gw, "solo")} <= {"error", "cancelled"}
 
 
 # --- defect 5: garbage from one worker ---------------------------------------------------
@@ -260,17 +245,17 @@ def test_a_flooding_worker_is_cut_at_the_answer_cap(gw: Stack, model: str) -> No
 @pytest.mark.parametrize("kind", GARBAGE_KINDS)
 def test_garbage_from_one_worker_fails_over_to_the_other(gw: Stack, kind: str) -> None:
     model = f"garbage-{kind.replace('_', '-')}:1"
-    patch(gw, "a", fail="garbage", garbage_kind=kind)
+    patch_standin(gw, "a", fail="garbage", garbage_kind=kind)
     for stream in (False, True, False, True):
         reply = chat(gw, body(model, stream=stream, max_tokens=20))
         assert reply.status_code == 200, reply.text
         assert data_frames(reply.text) if stream else reply.json()["choices"]
-    assert any(r.get("fail") == "garbage" for r in worker_log(gw, "a"))
+    assert any(r.get("fail") == "garbage" for r in standin_requests(gw, "a"))
 
 
 def test_garbage_from_every_worker_is_a_502_bad_response(gw: Stack) -> None:
     for name in PAIR:
-        patch(gw, name, fail="garbage", garbage_kind="json")
+        patch_standin(gw, name, fail="garbage", garbage_kind="json")
     reply = chat(gw, body("garbage-all:1"))
     assert reply.status_code == 502
     error = reply.json()["error"]
@@ -281,17 +266,17 @@ def test_garbage_from_every_worker_is_a_502_bad_response(gw: Stack) -> None:
 
 
 def test_a_worker_stalling_mid_answer_is_retried_elsewhere_for_json(gw: Stack) -> None:
-    patch(gw, "a", fail="stall", cut_after=2)
+    patch_standin(gw, "a", fail="stall", cut_after=2)
     for _ in range(3):
         reply = chat(gw, body("stall:1", max_tokens=50))
         assert reply.status_code == 200, reply.text
         assert reply.json()["choices"][0]["message"]["content"]
-    assert any(r.get("fail") == "stall" for r in worker_log(gw, "a"))
+    assert any(r.get("fail") == "stall" for r in standin_requests(gw, "a"))
 
 
 def test_a_stream_stalling_mid_answer_ends_with_an_idle_timeout_event(gw: Stack) -> None:
     for name in PAIR:
-        patch(gw, name, fail="stall", cut_after=2)
+        patch_standin(gw, name, fail="stall", cut_after=2)
     reply = requests.post(
         gw.rest_url + "/api/v1/chat/completions",
         json=body("stall-stream:1", stream=True),
@@ -305,7 +290,7 @@ def test_a_stream_stalling_mid_answer_ends_with_an_idle_timeout_event(gw: Stack)
 
 def test_hanging_workers_give_a_504_naming_every_worker(gw: Stack) -> None:
     for name in PAIR:
-        patch(gw, name, first_token_delay_ms=60_000)
+        patch_standin(gw, name, first_token_delay_ms=60_000)
     reply = chat(gw, body("hang-all:1"))
     assert reply.status_code == 504
     error = reply.json()["error"]
@@ -315,9 +300,9 @@ def test_hanging_workers_give_a_504_naming_every_worker(gw: Stack) -> None:
 
 
 def test_a_hanging_worker_is_ejected_after_failures_in_a_row(gw: Stack) -> None:
-    patch(gw, "a", first_token_delay_ms=60_000)
+    patch_standin(gw, "a", first_token_delay_ms=60_000)
     for _ in range(6):
         reply = chat(gw, body("hang:1", max_tokens=10))
         assert reply.status_code == 200, reply.text  # failed over to b
     # ejectAfterFailures=2: after two first-token timeouts a is out of rotation.
-    assert len(worker_log(gw, "a")) == 2
+    assert len(standin_requests(gw, "a")) == 2
