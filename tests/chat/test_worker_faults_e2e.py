@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,13 @@ def gw(faults: Stack) -> Iterator[Stack]:
     reset_standins(faults)
 
 
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.02)
+
+
 def body(model: str, *, stream: bool = False, **extra: Any) -> Json:
     text = f"hello {uuid.uuid4().hex[:8]}"
     return {"model": model, "messages": [{"role": "user", "content": text}], "stream": stream,
@@ -152,6 +160,7 @@ def test_many_unread_streams_do_not_stall_a_new_request(gw: Stack) -> None:
     patch_standin(gw, "solo", num_parallel=CONCURRENCY, token_delay_ms=200)
     sockets = [_open_unread_stream(gw, "queue:1") for _ in range(40)]
     try:
+        wait_until(lambda: len(standin_requests(gw, "solo")) >= CONCURRENCY)
         reply = chat(gw, body("queue:1"))
         assert reply.status_code == 429, reply.text
         error = reply.json()["error"]
@@ -170,6 +179,7 @@ def test_a_stream_waiting_in_the_queue_gets_keepalives(gw: Stack) -> None:
     patch_standin(gw, "solo", num_parallel=CONCURRENCY, token_delay_ms=150)
     busy = [_open_unread_stream(gw, "queue:1", max_tokens=8) for _ in range(CONCURRENCY)]
     try:
+        wait_until(lambda: len(standin_requests(gw, "solo")) >= CONCURRENCY)
         reply = chat(gw, body("queue:1", stream=True, max_tokens=5), stream=True)
         assert reply.status_code == 200
         text = reply.content.decode()
