@@ -8,6 +8,7 @@ environment as `${NAME}`, so secrets such as provider keys stay out of the file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -69,6 +70,8 @@ class ModelSpec:
     context_window: int = 32000
     max_tokens: int = 4096
     cost: Cost = field(default_factory=Cost)
+    # Time to first token for this model (None: the chat settings' limit, scaled by prompt).
+    first_token_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class ProviderSpec:
     workers: tuple[str, ...]
     api_key: str = field(default="", repr=False)
     models: tuple[ModelSpec, ...] = ()
+    # Requests one worker runs at once (ollama's OLLAMA_NUM_PARALLEL); None: chat default.
+    max_concurrency: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -116,6 +121,30 @@ class ChatSettings:
     max_retries: int = 2
     retry_backoff_s: float = 0.5
     connect_timeout_s: float = 5.0
+    # The first-token limit grows by this much per 1,000 prompt tokens (prompt evaluation
+    # on a CPU or a busy GPU takes time proportional to the prompt).
+    first_token_per_1k_prompt_s: float = 20.0
+    # Longest silence between two chunks once the answer has started.
+    idle_timeout_s: float = 60.0
+    # Overload protection, per worker: requests run at once (OLLAMA_NUM_PARALLEL), how many
+    # may wait for a slot, and for how long; beyond that a 429 with Retry-After at once.
+    worker_concurrency: int = 4
+    worker_queue_length: int = 16
+    worker_queue_wait_s: float = 10.0
+    # Passive outlier ejection: this many failures in a row take a worker out of rotation
+    # for eject_base_s, doubling on each further ejection up to eject_max_s.
+    eject_after_failures: int = 3
+    eject_base_s: float = 5.0
+    eject_max_s: float = 120.0
+    # Bounds on what one answer may make the gateway hold: the aggregated text (also the
+    # cache copy) is at most max_tokens x answer_bytes_per_token and max_answer_bytes;
+    # one line/frame from a worker is at most max_line_bytes.
+    answer_bytes_per_token: int = 64
+    max_answer_bytes: int = 8 * 1024 * 1024
+    max_line_bytes: int = 1024 * 1024
+    # Streams: an SSE comment after this long without output (queue, first token); the
+    # default is above workerQueueWaitSeconds, so a queue timeout still gets its 429.
+    keepalive_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -298,6 +327,11 @@ def _parse_model(raw: Any, where: str) -> ModelSpec:
         context_window=context_window,
         max_tokens=max_tokens,
         cost=cost,
+        first_token_timeout_s=(
+            _num(raw, "firstTokenTimeoutSeconds", 0, where)
+            if raw.get("firstTokenTimeoutSeconds") is not None
+            else None
+        ),
     )
 
 
@@ -330,6 +364,11 @@ def _parse_provider(pid: str, raw: Any) -> ProviderSpec:
         workers=tuple(u.rstrip("/") for u in urls),
         api_key=str(raw.get("apiKey", "")),
         models=models,
+        max_concurrency=(
+            max(1, int(_num(raw, "maxConcurrency", 1, where)))
+            if raw.get("maxConcurrency") is not None
+            else None
+        ),
     )
 
 
@@ -352,6 +391,36 @@ def _providers_from_env(value: str) -> Any:
         return json.loads(text)
     except ValueError as e:
         raise ConfigError(f"CLAWGATE_PROVIDERS is not valid JSON: {e}") from e
+
+
+# chat config key → ChatSettings field, for the limits that need no special parsing.
+_CHAT_LIMIT_KEYS = {
+    "firstTokenSecondsPer1kPromptTokens": "first_token_per_1k_prompt_s",
+    "idleTimeoutSeconds": "idle_timeout_s",
+    "workerConcurrency": "worker_concurrency",
+    "workerQueueLength": "worker_queue_length",
+    "workerQueueWaitSeconds": "worker_queue_wait_s",
+    "ejectAfterFailures": "eject_after_failures",
+    "ejectBaseSeconds": "eject_base_s",
+    "ejectMaxSeconds": "eject_max_s",
+    "answerBytesPerToken": "answer_bytes_per_token",
+    "maxAnswerBytes": "max_answer_bytes",
+    "maxLineBytes": "max_line_bytes",
+    "keepAliveSeconds": "keepalive_s",
+}
+
+
+def _chat_limits(raw: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, name in _CHAT_LIMIT_KEYS.items():
+        if raw.get(key) is None:
+            continue
+        kind = type(getattr(ChatSettings, name))
+        value = _num(raw, key, 0, "chat")
+        if value < 0:
+            raise ConfigError(f"chat.{key} must not be negative")
+        values[name] = kind(value)
+    return values
 
 
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -403,6 +472,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
         max_retries=int(ch.get("maxRetries", 2)),
         retry_backoff_s=float(ch.get("retryBackoffSeconds", 0.5)),
         connect_timeout_s=float(ch.get("connectTimeoutSeconds", 5.0)),
+        **_chat_limits(ch),
     )
     if "CLAWGATE_PROVIDERS" in env:
         providers_raw = _providers_from_env(env["CLAWGATE_PROVIDERS"])
@@ -416,7 +486,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
         urls = tuple(u.strip().rstrip("/") for u in env["CLAWGATE_OLLAMA_URL"].split(",") if u)
         first = providers[0]
         providers = (
-            ProviderSpec(first.id, first.api, urls, first.api_key, first.models),
+            dataclasses.replace(first, workers=urls),
             *providers[1:],
         )
     return Config(

@@ -209,12 +209,22 @@ class PromptCache:
 
     # -- request path ------------------------------------------------------------------
     async def begin(
-        self, key: str, *, no_cache: bool = False, no_store: bool = False
+        self,
+        key: str,
+        *,
+        no_cache: bool = False,
+        no_store: bool = False,
+        max_wait_s: float | None = None,
     ) -> CacheDecision:
         """Look `key` up: HIT (with the answer), MISS (call the model, then finish()), or
-        BYPASS (cache off or Redis unusable: call the model, then finish())."""
+        BYPASS (cache off or Redis unusable: call the model, then finish()).
+
+        `max_wait_s` (what is left of the request's deadline) bounds the single-flight wait
+        for an identical request in flight, so a waiter never outlives its own deadline.
+        """
         started = time.perf_counter()
-        decision = await self._begin(key, no_cache=no_cache, no_store=no_store)
+        wait_s = self._wait_s if max_wait_s is None else max(0.0, min(self._wait_s, max_wait_s))
+        decision = await self._begin(key, no_cache=no_cache, no_store=no_store, wait_s=wait_s)
         decision.elapsed_ms = (time.perf_counter() - started) * 1000
         self._counters.count(decision.status, coalesced=decision.coalesced)
         if decision.status == "HIT" and not decision.coalesced:
@@ -330,7 +340,9 @@ class PromptCache:
             await self._redis.aclose()
 
     # -- internals: lookup and single flight ---------------------------------------------
-    async def _begin(self, key: str, *, no_cache: bool, no_store: bool) -> CacheDecision:
+    async def _begin(
+        self, key: str, *, no_cache: bool, no_store: bool, wait_s: float
+    ) -> CacheDecision:
         if not self._settings.enabled:
             return CacheDecision("BYPASS", key, no_store=True, reason="disabled")
         if no_cache:
@@ -341,7 +353,7 @@ class PromptCache:
 
         flight = self._live_flight(key)
         if flight is not None:
-            return await self._join(key, flight)
+            return await self._join(key, flight, wait_s)
         if no_store:
             # Reads are fine, but a request that will not store must not lead others.
             return await self._lookup_only(key)
@@ -349,12 +361,12 @@ class PromptCache:
         flight = _Flight(asyncio.get_running_loop().create_future(), time.monotonic())
         self._flights[key] = flight
         try:
-            return await self._lead(key, flight)
+            return await self._lead(key, flight, wait_s)
         except BaseException:
             self._settle(key, flight, None)
             raise
 
-    async def _lead(self, key: str, flight: _Flight) -> CacheDecision:
+    async def _lead(self, key: str, flight: _Flight, wait_s: float) -> CacheDecision:
         """First request for `key` in this process: read Redis, then take the lock."""
         bypass = CacheDecision("BYPASS", key, no_store=True, reason="redis-down", _flight=flight)
         if not self._redis_usable():
@@ -375,7 +387,7 @@ class PromptCache:
             return CacheDecision("MISS", key, _flight=flight, _lock_token=token)
         # Another chat process is computing this answer: wait for it on behalf of every
         # local request for the key.
-        status, payload, reason = await self._wait_remote(key)
+        status, payload, reason = await self._wait_remote(key, wait_s)
         self._settle(key, flight, payload)
         if payload is not None:
             return _coalesced_hit(key, payload)
@@ -393,12 +405,12 @@ class PromptCache:
             return CacheDecision("HIT", key, completion)
         return CacheDecision("MISS", key, no_store=True)
 
-    async def _join(self, key: str, flight: _Flight) -> CacheDecision:
+    async def _join(self, key: str, flight: _Flight, wait_s: float) -> CacheDecision:
         """Wait for this process's in-flight answer (bounded), else fall back to the model."""
         payload: str | None = None
         reason = "leader-failed"
         try:
-            async with asyncio.timeout(self._wait_s):
+            async with asyncio.timeout(wait_s):
                 # shield: a waiter that gives up must not cancel the shared future.
                 payload = await asyncio.shield(flight.future)
         except TimeoutError:
@@ -409,9 +421,9 @@ class PromptCache:
             return CacheDecision("BYPASS", key, no_store=True, reason="redis-down")
         return CacheDecision("MISS", key, reason=reason)
 
-    async def _wait_remote(self, key: str) -> tuple[CacheStatus, str | None, str]:
+    async def _wait_remote(self, key: str, wait_s: float) -> tuple[CacheStatus, str | None, str]:
         """Wait for another process's leader: (status, completion JSON or None, reason)."""
-        deadline = time.monotonic() + self._wait_s
+        deadline = time.monotonic() + wait_s
         self._notifier.start()
         with self._notifier.watch(key) as event:
             while True:

@@ -16,6 +16,7 @@ from clawgate.common.errors import ApiError
 from services.chat.providers import error_texts
 from services.chat.providers.base import (
     Target,
+    UpstreamBadResponse,
     UpstreamCut,
     UpstreamFailure,
     UpstreamHttpError,
@@ -41,10 +42,10 @@ class Action(enum.Enum):
 def classify(failure: UpstreamFailure) -> Action:
     if isinstance(failure, UpstreamWrongApi):
         return Action.FAILOVER
-    if isinstance(failure, UpstreamUnreachable | UpstreamCut):
+    if isinstance(failure, UpstreamUnreachable | UpstreamCut | UpstreamBadResponse):
         return Action.RETRY
     if isinstance(failure, UpstreamTimeout):
-        return Action.RETRY if failure.first_token else Action.FATAL
+        return Action.RETRY if failure.first_token or failure.idle else Action.FATAL
     if isinstance(failure, UpstreamStreamError):
         return Action.FAILOVER if error_texts.cannot_run(failure.message) else Action.RETRY
     if isinstance(failure, UpstreamHttpError):
@@ -70,7 +71,16 @@ def to_api_error(failure: UpstreamFailure, target: Target) -> ApiError:
             code="upstream_unreachable",
             retry_after=UNREACHABLE_RETRY_AFTER_S,
         )
+    if isinstance(failure, UpstreamBadResponse):
+        return ApiError(
+            502,
+            f"the model server at {worker} sent an invalid response: {text}. Check that the "
+            "provider's baseUrl points at a model server and that it is healthy.",
+            code="upstream_bad_response",
+        )
     if isinstance(failure, UpstreamTimeout):
+        if failure.idle:
+            return ApiError(504, text, code="upstream_idle_timeout")
         if failure.first_token:
             return ApiError(
                 504,

@@ -24,7 +24,6 @@ from prometheus_client.registry import Collector
 from clawgate.common.errors import ApiError
 from clawgate.common.metrics import LATENCY_BUCKETS
 from services.chat.cache import PromptCache
-from services.chat.providers.base import public_url
 from services.chat.workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -188,10 +187,6 @@ def error_kind(error: ApiError) -> str:
     return _ERROR_KINDS.get(error.code or "", "other")
 
 
-def worker_label(url: str) -> str:
-    return public_url(url)
-
-
 class ChatCollector(Collector):
     """Cache counters and per-worker state, read when Prometheus scrapes."""
 
@@ -217,17 +212,25 @@ class ChatCollector(Collector):
             "1 while a worker is marked down and skipped by the load balancer.",
             labels=["worker"],
         )
-        now = time.monotonic()
+        queued = GaugeMetricFamily(
+            "clawgate_worker_queued",
+            "Requests waiting in the gateway's queue for a slot on a worker.",
+            labels=["worker"],
+        )
         busy: dict[str, int] = {}
+        waiting: dict[str, int] = {}
         down: dict[str, bool] = {}
-        for state in self._pool.states():  # providers may share a worker URL: sum them
-            label = worker_label(state.url)
-            busy[label] = busy.get(label, 0) + state.in_flight
-            down[label] = down.get(label, False) or state.is_down(now)
+        for state in self._pool.snapshot():  # providers may share a worker URL: sum them
+            label = state["url"]
+            busy[label] = busy.get(label, 0) + state["in_flight"]
+            waiting[label] = waiting.get(label, 0) + state["queued"]
+            down[label] = down.get(label, False) or state["down"]
         for label, count in busy.items():
             in_flight.add_metric([label], count)
+            queued.add_metric([label], waiting[label])
             skipped.add_metric([label], 1.0 if down[label] else 0.0)
         yield in_flight
+        yield queued
         yield skipped
 
 

@@ -5,10 +5,13 @@ their HTTP status) and returns an `Exchange`; `Exchange.deltas()` produces the a
 upstream-neutral deltas, from the cache or from a worker. The servicer only renders them
 (JSON object, SSE frames, typed messages).
 
-Upstream calls go to the worker with the fewest requests in flight. Retryable failures are
-retried with exponential backoff and jitter, failing over to other workers, but only
-until the first delta has been handed on: after that the client already has part of the
-answer and a retry could duplicate it.
+Upstream calls go to the best worker of the pool (free slot, shortest queue; see
+workers.py), through its bounded queue. Retryable failures are retried with exponential
+backoff and jitter, failing over to other workers, but only until the first delta has been
+handed on: after that the client already has part of the answer and a retry could
+duplicate it. Limits per attempt: the first token (per model, growing with the prompt),
+silence between chunks, the answer's size (from max_tokens: at the cap the upstream is
+closed and the answer ends with finish_reason "length") and the request deadline.
 """
 
 from __future__ import annotations
@@ -31,14 +34,18 @@ from services.chat.agent_resolver import AgentResolver
 from services.chat.agents import agent_reference, apply_agent
 from services.chat.cache import CacheDecision, PromptCache
 from services.chat.cache_key import CacheControl
-from services.chat.errors import Action, classify, to_api_error
+from services.chat.errors import SMALLER_ADVICE, Action, classify, to_api_error
 from services.chat.limits import apply_model_limits
 from services.chat.metrics import FAILOVERS, WORKER_ERRORS, WORKER_RETRIES, error_kind
 from services.chat.openai_format import Aggregator, completion_to_deltas
 from services.chat.providers import adapter_for
 from services.chat.providers.base import (
+    AnswerLimitReached,
     Delta,
+    ReadLimits,
     Target,
+    UpstreamBadResponse,
+    UpstreamCut,
     UpstreamFailure,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -77,7 +84,7 @@ class Pipeline:
         self.config = config
         self.settings: ChatSettings = config.chat
         self.session = session
-        self.pool = pool or WorkerPool()
+        self.pool = pool or WorkerPool(config.chat)
         self.cache = cache
         self.resolver = resolver
 
@@ -157,6 +164,8 @@ class Exchange:
         # Seconds spent waiting on workers (all attempts): the rest is gateway overhead.
         self.upstream_s = 0.0
         self.first_delta_at: float | None = None  # perf_counter() of the answer's start
+        # Set once a worker answered 200: streams then send their headers (and keep-alives).
+        self.accepted = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._deadline_at = loop.time() + call.deadline_s
 
@@ -186,6 +195,7 @@ class Exchange:
                 key,
                 no_cache=self.call.cache_control.no_cache,
                 no_store=self.call.cache_control.no_store,
+                max_wait_s=self._deadline_at - asyncio.get_running_loop().time(),
             )
             self.cache_status = decision.status
         aggregator = Aggregator()
@@ -236,13 +246,18 @@ class Exchange:
 
     async def _from_workers(self, buffered: bool) -> AsyncGenerator[Delta, None]:
         """Deltas from the best worker, retrying and failing over until the first delta
-        is handed on (with `buffered`, until the whole answer is there)."""
+        is handed on (with `buffered`, until the whole answer is there).
+
+        A worker that gave no first token in time is not asked again for this request
+        (it is busy or stuck: asking again only queues behind its own work)."""
         pipeline, settings = self.pipeline, self.pipeline.settings
         loop = asyncio.get_running_loop()
         tried: set[str] = set()
+        silent: list[Target] = []  # no first token in time
         retries = 0
         while True:
-            target = pipeline.pool.pick(self.targets, avoid=tried)
+            candidates = [t for t in self.targets if t not in silent]
+            target = pipeline.pool.pick(candidates, avoid=tried)
             tried.add(target.key)
             started = False
             held: list[Delta] = []
@@ -259,13 +274,18 @@ class Exchange:
                 return
             except UpstreamFailure as failure:
                 error = to_api_error(failure, target)
-                if started:
-                    raise error from None
                 action = classify(failure)
                 worker = public_url(target.worker)
                 WORKER_ERRORS.labels(worker, error_kind(error)).inc()
                 if isinstance(failure, UpstreamUnreachable):
                     pipeline.pool.mark_down(target, failure.message)
+                elif worker_fault(failure):
+                    pipeline.pool.record_failure(target, failure.message)
+                if isinstance(failure, UpstreamTimeout) and failure.first_token:
+                    silent.append(target)
+                    error = self._no_first_token(silent)
+                if started:
+                    raise error from None
                 log.warning(
                     "upstream attempt failed",
                     extra={
@@ -277,7 +297,9 @@ class Exchange:
                         "retries": retries,
                     },
                 )
-                if action is Action.FATAL:
+                if action is Action.FATAL or len(silent) == len(self.targets):
+                    raise error from None
+                if loop.time() >= self._deadline_at:
                     raise error from None
                 if pipeline.pool.untried_alive(self.targets, tried):
                     FAILOVERS.labels(worker).inc()
@@ -291,40 +313,109 @@ class Exchange:
                 WORKER_RETRIES.labels(worker).inc()
                 await asyncio.sleep(delay)
 
+    def _no_first_token(self, silent: list[Target]) -> ApiError:
+        workers = ", ".join(public_url(t.worker) for t in silent)
+        untried = len(self.targets) - len(silent)
+        loop = asyncio.get_running_loop()
+        why = (
+            f"before the request's {self.call.deadline_s:g}s deadline"
+            if loop.time() >= self._deadline_at
+            else "within the first-token limit"
+        )
+        return ApiError(
+            504,
+            f"No first token from any worker {why} (tried: {workers}"
+            + (f"; {untried} more not tried in time" if untried else "")
+            + "). The workers may be busy, stuck or still loading the model; retry later, "
+            f"or {SMALLER_ADVICE}.",
+            code="upstream_timeout",
+        )
+
+    def first_token_limit_s(self, model: ModelSpec) -> float:
+        """The model's own limit, else the default grown with the prompt's size."""
+        if model.first_token_timeout_s is not None:
+            return model.first_token_timeout_s
+        settings = self.pipeline.settings
+        per_1k = settings.first_token_per_1k_prompt_s * self.prompt_estimate / 1000
+        return settings.first_token_timeout_s + per_1k
+
+    def answer_byte_cap(self) -> int:
+        """What one answer's text may take: from max_tokens, at most max_answer_bytes."""
+        settings = self.pipeline.settings
+        max_tokens = int(self.request.body.get("max_tokens") or self.model.max_tokens)
+        by_tokens = max_tokens * settings.answer_bytes_per_token + 4096
+        return max(1, min(by_tokens, settings.max_answer_bytes))
+
     async def _attempt(self, target: Target) -> AsyncGenerator[Delta, None]:
-        """One call to one worker, with the first-token limit and the request deadline."""
+        """One call to one worker: a slot in its queue, then the first-token limit, the
+        idle limit between chunks, the answer's byte cap and the request deadline."""
         pipeline, settings = self.pipeline, self.pipeline.settings
         loop = asyncio.get_running_loop()
-        first_token_at = loop.time() + settings.first_token_timeout_s
-        got_first = False
+        text_cap = self.answer_byte_cap()
+        limits = ReadLimits(
+            max_line_bytes=settings.max_line_bytes,
+            # Raw bytes carry JSON framing around each token: far more than the text.
+            max_total_bytes=16 * text_cap + (1 << 20),
+            on_accept=self.accepted.set,
+        )
         adapter = adapter_for(target.provider.api)
-        with pipeline.pool.lease(target):
-            async with aclosing(adapter.stream(pipeline.session, target, self.request)) as stream:
+        async with pipeline.pool.slot(target, max_wait_s=self._deadline_at - loop.time()):
+            first_limit_s = self.first_token_limit_s(target.model)
+            first_token_at = loop.time() + first_limit_s
+            got_first = False
+            text_bytes = 0
+            stream = adapter.stream(pipeline.session, target, self.request, limits)
+            async with aclosing(stream):
                 while True:
-                    limit = (
-                        self._deadline_at if got_first else min(first_token_at, self._deadline_at)
-                    )
+                    if got_first:
+                        limit = min(loop.time() + settings.idle_timeout_s, self._deadline_at)
+                    else:
+                        limit = min(first_token_at, self._deadline_at)
                     timeout = asyncio.timeout_at(limit)
                     try:
                         async with timeout:
                             delta = await anext(stream)
                     except StopAsyncIteration:
                         return
+                    except AnswerLimitReached:
+                        yield self._cut_at_limit(target, "raw bytes")
+                        return
                     except TimeoutError:
                         if not timeout.expired():
                             raise
-                        raise self._timeout(target, got_first, first_token_at) from None
+                        raise self._timeout(target, got_first, first_limit_s, limit) from None
+                    text_bytes += delta_bytes(delta)
+                    if text_bytes > text_cap:
+                        yield self._cut_at_limit(target, f"{text_cap} bytes of text")
+                        return  # closing the stream closes the connection to the worker
                     if not got_first:
                         got_first = True
                         pipeline.pool.mark_up(target)
                     yield delta
 
-    def _timeout(self, target: Target, got_first: bool, first_token_at: float) -> UpstreamTimeout:
-        if not got_first and first_token_at <= self._deadline_at:
-            seconds = self.pipeline.settings.first_token_timeout_s
+    def _cut_at_limit(self, target: Target, what: str) -> Delta:
+        log.warning(
+            "answer cut at its size limit",
+            extra={"worker": public_url(target.worker), "model": target.model.id, "limit": what},
+        )
+        return Delta(finish_reason="length")
+
+    def _timeout(
+        self, target: Target, got_first: bool, first_limit_s: float, limit: float
+    ) -> UpstreamTimeout:
+        worker = public_url(target.worker)
+        if limit < self._deadline_at and got_first:
+            seconds = self.pipeline.settings.idle_timeout_s
             return UpstreamTimeout(
                 target.worker,
-                f"No first token from {public_url(target.worker)} within {seconds:g}s.",
+                f"{worker} sent nothing for {seconds:g}s in the middle of the answer.",
+                first_token=False,
+                idle=True,
+            )
+        if not got_first:
+            return UpstreamTimeout(
+                target.worker,
+                f"No first token from {worker} within {first_limit_s:g}s.",
                 first_token=True,
             )
         return UpstreamTimeout(
@@ -334,6 +425,22 @@ class Exchange:
             "max_tokens.",
             first_token=False,
         )
+
+
+def worker_fault(failure: UpstreamFailure) -> bool:
+    """Whether a failure says the worker is unwell (counts toward its ejection)."""
+    if isinstance(failure, UpstreamTimeout):
+        return failure.first_token or failure.idle
+    return isinstance(failure, UpstreamBadResponse | UpstreamCut)
+
+
+def delta_bytes(delta: Delta) -> int:
+    """Text a delta adds to the answer (what the aggregated copy and the cache hold)."""
+    size = len(delta.content.encode()) + len(delta.reasoning.encode())
+    for call in delta.tool_calls:
+        function = call.get("function") or {}
+        size += len(str(function.get("arguments") or "")) + len(str(function.get("name") or ""))
+    return size + 64 * len(delta.logprobs)
 
 
 def backoff_delay(base_s: float, retry: int, retry_after: float | None = None) -> float:

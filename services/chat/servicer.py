@@ -1,9 +1,12 @@
 """ChatService over gRPC: thin renderers around the shared pipeline.
 
 - CreateChatCompletionHttp (REST through Envoy): one `application/json` HttpBody, or
-  `text/event-stream` HttpBody frames ending with `data: [DONE]`. Nothing is written
-  until the first delta, so failures before it keep their HTTP status; a failure after it
-  is sent as an SSE error frame and the stream ends without [DONE].
+  `text/event-stream` HttpBody frames ending with `data: [DONE]`. A stream starts (headers
+  and a `: keep-alive` SSE comment) as soon as a worker accepted the request (answered
+  200), and sends a comment after every `keepalive_s` of silence (waiting in a worker's
+  queue, prompt evaluation), so clients and proxies see progress. Failures before that
+  keep their HTTP status (queue full, worker down, bad request); after it they arrive as
+  an SSE error frame and the stream ends without [DONE].
 - CreateChatCompletion / StreamChatCompletion: the same answers as typed messages.
 
 Streaming methods write with `context.write()` from one coroutine (no response
@@ -13,8 +16,10 @@ closed at once and the worker stops generating.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -34,6 +39,7 @@ from services.chat.metrics import observed
 from services.chat.models import ModelCatalogue
 from services.chat.openai_format import DONE_FRAME, ChunkEncoder, dumps, error_frame, sse_frame
 from services.chat.pipeline import CallOptions, Exchange, Pipeline
+from services.chat.providers.base import Delta
 from services.chat.rate_limit import RateLimiter, rate_limit_headers
 from services.chat.request import params_to_dict, parse_json_body
 
@@ -44,6 +50,7 @@ JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
 CACHE_HEADER = "x-cache"
 TIMEOUT_HEADER = "x-request-timeout"
+KEEPALIVE = b": keep-alive\n\n"
 
 Context = grpc.aio.ServicerContext[Any, Any]
 M = TypeVar("M", bound=Message)
@@ -150,7 +157,13 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             data = error_frame(error)
             await context.write(httpbody_pb2.HttpBody(content_type=SSE_TYPE, data=data))
 
-        if await _render_chunks(exchange, context, write, on_late_error=write_error):
+        async def write_comment() -> None:
+            await context.write(httpbody_pb2.HttpBody(content_type=SSE_TYPE, data=KEEPALIVE))
+
+        started = await _render_chunks(
+            exchange, context, write, on_late_error=write_error, on_heartbeat=write_comment
+        )
+        if started:
             await context.write(httpbody_pb2.HttpBody(content_type=SSE_TYPE, data=DONE_FRAME))
 
     # -- models ------------------------------------------------------------------------
@@ -184,10 +197,13 @@ async def _render_chunks(
     write: Callable[[dict[str, Any]], Awaitable[None]],
     *,
     on_late_error: Callable[[ApiError], Awaitable[None]] | None = None,
+    on_heartbeat: Callable[[], Awaitable[None]] | None = None,
 ) -> bool:
     """Write the answer as chunks; returns False when it ended with a late error.
 
-    Before the first chunk every failure is raised (the call fails with its status).
+    Headers go out with the first chunk, or as soon as a worker accepted the request.
+    `on_heartbeat` (SSE: a comment) is written then and after each keepalive_s of silence.
+    Before anything was sent every failure is raised (the call fails with its status).
     After it, `on_late_error` (SSE: an error frame) reports it instead, if given.
     """
     encoder = ChunkEncoder(
@@ -195,18 +211,27 @@ async def _render_chunks(
     )
     started = False
 
-    async def emit(chunks: list[dict[str, Any]]) -> None:
+    async def start() -> None:
         nonlocal started
+        if not started:
+            await _send_headers(context, exchange)
+            started = True
+
+    async def emit(chunks: list[dict[str, Any]]) -> None:
         for chunk in chunks:
-            if not started:
-                await _send_headers(context, exchange)
-                started = True
+            await start()
             await write(chunk)
 
+    interval = exchange.pipeline.settings.keepalive_s
     try:
         async with aclosing(exchange.deltas()) as deltas:
-            async for delta in deltas:
-                await emit(encoder.encode(delta))
+            async for delta in with_heartbeats(deltas, exchange.accepted, interval):
+                if delta is not None:
+                    await emit(encoder.encode(delta))
+                    continue
+                await start()
+                if on_heartbeat is not None:
+                    await on_heartbeat()
         await emit(encoder.end())
         return True
     except Exception as exc:
@@ -220,6 +245,44 @@ async def _render_chunks(
         log.warning("stream ended by error", extra={"code": error.code, "error": error.message})
         await on_late_error(error)
         return False
+
+
+async def with_heartbeats(
+    deltas: AsyncIterator[Delta], accepted: asyncio.Event, interval_s: float
+) -> AsyncIterator[Delta | None]:
+    """`deltas`, with a None when `accepted` is first set and after each `interval_s`
+    without a delta: the moments a stream should show it is alive."""
+    pending: asyncio.Future[Delta] = asyncio.ensure_future(anext(deltas))
+    accept: asyncio.Future[Any] = asyncio.ensure_future(accepted.wait())
+    told_accepted = yielded = False
+    try:
+        while True:
+            waiting: set[asyncio.Future[Any]] = {pending}
+            if not told_accepted:
+                waiting.add(accept)
+            done, _ = await asyncio.wait(
+                waiting, timeout=interval_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if pending in done:
+                try:
+                    delta = pending.result()
+                except StopAsyncIteration:
+                    return
+                yielded = True
+                yield delta
+                pending = asyncio.ensure_future(anext(deltas))
+            elif accept in done and not told_accepted:
+                told_accepted = True
+                if not yielded:  # headers went out with the first delta already
+                    yield None
+            elif not done:
+                yield None
+    finally:
+        for future in (pending, accept):
+            if not future.done():
+                future.cancel()
+                with contextlib.suppress(BaseException):
+                    await future
 
 
 async def _send_headers(context: Context, exchange: Exchange) -> None:

@@ -29,6 +29,7 @@ class ServiceFigures:
     version: str = ""
     started_at: float = 0.0
     in_flight: dict[str, float] = field(default_factory=dict)  # worker URL → requests
+    queued: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, bool] = field(default_factory=dict)
     cache: dict[str, float] = field(default_factory=dict)  # event → count
 
@@ -43,6 +44,8 @@ class ServiceFigures:
                     figures.started_at = s.value
                 elif s.name == "clawgate_worker_in_flight":
                     figures.in_flight[s.labels["worker"]] = s.value
+                elif s.name == "clawgate_worker_queued":
+                    figures.queued[s.labels["worker"]] = s.value
                 elif s.name == "clawgate_worker_skipped":
                     figures.skipped[s.labels["worker"]] = s.value > 0
                 elif s.name == "clawgate_cache_events_total":
@@ -65,6 +68,7 @@ def apply_figures(report: pb.HealthReport, figures: Mapping[str, ServiceFigures 
         if component.kind == "llm_worker":
             url = public_url(component.worker.url)
             component.worker.in_flight = int(chat.in_flight.get(url, 0))
+            component.worker.queued = int(chat.queued.get(url, 0))
             component.worker.skipped = chat.skipped.get(url, False)
     c = chat.cache
     report.cache.CopyFrom(

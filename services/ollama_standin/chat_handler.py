@@ -16,10 +16,10 @@ from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
-from . import native_format, openai_format
+from . import misbehave, native_format, openai_format
 from .chat_job import ApiError, ChatJob
 from .chat_request import parse_native, parse_openai
-from .generation import Generation, GenerationInput, generate, inline_think_tags
+from .generation import Generation, GenerationInput, Step, generate, inline_think_tags
 from .models import ModelSpec, find_model, parse_name
 from .request_log import RequestRecord
 from .settings import Settings
@@ -174,6 +174,10 @@ async def _serve(ex: Exchange, state: StandinState, raw: bytes) -> web.StreamRes
         spec = _check(job, settings)
     except ApiError as exc:
         return await ex.error(exc, settings)
+    if settings.fail in ("flood", "garbage") and (mode := settings.take_fail()) is not None:
+        ex.record.fail = mode
+        ex.record.finish("error", error=f"misbehaving (fail={mode})")
+        return await _misbehave(ex, job, mode, settings)
 
     key = spec.parsed.key
     if ex.api == "native" and not job.messages:
@@ -212,9 +216,9 @@ async def _serve(ex: Exchange, state: StandinState, raw: bytes) -> web.StreamRes
             now_settings = state.settings
             if now_settings.think_tags_in_content and (ex.api == "openai" or job.think is None):
                 gen = inline_think_tags(gen)
-            cut = now_settings.fail == "cut" and now_settings.take_fail() == "cut"
+            cut = now_settings.fail in ("cut", "stall") and now_settings.take_fail() is not None
             if cut:
-                ex.record.fail = "cut"
+                ex.record.fail = "stall" if now_settings.fail == "stall" else "cut"
             if job.stream:
                 return await _stream(ex, now_settings, job, gen, cut, started, load_ns)
             return await _single(ex, now_settings, job, gen, cut, started, load_ns)
@@ -222,6 +226,23 @@ async def _serve(ex: Exchange, state: StandinState, raw: bytes) -> web.StreamRes
             state.runners.end(key, job.keep_alive_s, state.settings.keep_alive_s)
     finally:
         state.runners.release(key)
+
+
+async def _misbehave(
+    ex: Exchange, job: ChatJob, mode: str, settings: Settings
+) -> web.StreamResponse:
+    content_type = SSE if ex.api == "openai" else NDJSON
+    if mode == "garbage":
+        return await misbehave.garbage(ex.request, settings.garbage_kind, content_type)
+    step = Step(content=misbehave.FLOOD_PIECE)
+    if ex.api == "openai":
+        encoder = openai_format.ChunkEncoder(
+            _completion_id(), job.model, include_usage=False, legacy=False
+        )
+        chunk = b"".join(_sse(c) for c in encoder.step(step, int(time.time())))
+    else:
+        chunk = go_json_bytes(native_format.chunk(job.model, time.time_ns(), step), newline=True)
+    return await misbehave.flood(ex.request, chunk, content_type)
 
 
 def _check(job: ChatJob, settings: Settings) -> ModelSpec:
@@ -367,6 +388,9 @@ async def _stream(
     first_ns = time.monotonic_ns()
     for index, step in enumerate(gen.steps):
         if cut and index == settings.cut_after:
+            if ex.record.fail == "stall":
+                await misbehave.stall(ex.request)
+                raise ClientGone
             break
         await ex.pause(settings.token_delay_ms / 1000)
         now_ns = time.time_ns()

@@ -11,10 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from .misbehave import GARBAGE_KINDS, GarbageKind
 from .models import ModelSpec
 
-FailMode = Literal["down", "busy", "oom", "cut"]
-FAIL_MODES: tuple[FailMode, ...] = ("down", "busy", "oom", "cut")
+# down/busy/oom/cut: ollama's own failures; flood/stall/garbage: misbehaviour (misbehave.py).
+FailMode = Literal["down", "busy", "oom", "cut", "flood", "stall", "garbage"]
+FAIL_MODES: tuple[FailMode, ...] = ("down", "busy", "oom", "cut", "flood", "stall", "garbage")
 DEFAULT_MODELS = ("qwen3:8b", "llama3.2:latest")
 
 
@@ -40,7 +42,8 @@ class Settings:
     thinking_prefixes: list[str] = field(default_factory=lambda: ["qwen3", "deepseek-r1"])
     fail: FailMode | None = None
     fail_times: int | None = None  # None: every chat request; N: the next N, then healthy
-    cut_after: int = 3  # generation chunks sent before a "cut"
+    cut_after: int = 3  # generation chunks sent before a "cut" or a "stall"
+    garbage_kind: GarbageKind = "json"  # what fail="garbage" sends (see misbehave.py)
     legacy_stream: bool = False  # v0.5.2-v0.32.5 /v1 chunk format
     api_error_only: bool = False  # pre-v0.18: handler errors typed api_error
     old_not_found_message: bool = False  # <=v0.11: model "x" not found, try pulling it first
@@ -145,6 +148,12 @@ def _fail(value: object) -> FailMode | None:
     return value  # type: ignore[return-value]  # narrowed by the membership test
 
 
+def _garbage_kind(value: object) -> GarbageKind:
+    if value not in GARBAGE_KINDS:
+        raise ValueError(f"must be one of {list(GARBAGE_KINDS)}")
+    return value  # type: ignore[return-value]  # narrowed by the membership test
+
+
 def _models(value: object) -> list[ModelSpec]:
     if not isinstance(value, list):
         raise TypeError("must be a list of model names or objects")
@@ -161,6 +170,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "fail": _fail,
     "fail_times": _integer(0, nullable=True),
     "cut_after": _integer(0),
+    "garbage_kind": _garbage_kind,
     "legacy_stream": _boolean,
     "api_error_only": _boolean,
     "old_not_found_message": _boolean,

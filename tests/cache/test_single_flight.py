@@ -224,3 +224,18 @@ async def test_cancelled_leader_releases_local_waiters(make_cache: MakeCache) ->
     decision = await asyncio.wait_for(waiter, 1.0)
     assert decision.status == "MISS"
     assert cache.stats()["stores"] == 0
+
+
+async def test_a_wait_never_outlives_the_request_deadline(make_cache: MakeCache) -> None:
+    # The single-flight bound (30 s here) used to apply whatever the request's deadline.
+    leader_cache = make_cache(single_flight_wait_s=30)
+    other = make_cache(single_flight_wait_s=30)
+    key = leader_cache.key_for(chat_request("deadline-bound wait"))
+    leader = await leader_cache.begin(key)  # never finishes while the others wait
+    waits = asyncio.gather(
+        leader_cache.begin(key, max_wait_s=0.2), other.begin(key, max_wait_s=0.2)
+    )
+    local, remote = await asyncio.wait_for(waits, 10)  # hang guard only
+    assert (local.status, local.reason) == ("MISS", "wait-timeout")
+    assert (remote.status, remote.reason) == ("MISS", "wait-timeout")
+    await leader_cache.finish(leader, completion())

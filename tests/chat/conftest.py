@@ -203,7 +203,8 @@ def _text_metadata(metadata: Any) -> dict[str, str]:
 def sse_chunks(messages: list[Any]) -> tuple[list[dict[str, Any]], str]:
     """The JSON chunks of an SSE answer and the last frame's payload."""
     text = b"".join(m.data for m in messages).decode()
-    frames = text.split("\n\n")
+    # A stream starts with a keep-alive comment once the worker accepted the request.
+    frames = [f for f in text.split("\n\n") if not f.startswith(":")]
     assert frames[-1] == ""
     payloads = [f.removeprefix("data: ") for f in frames[:-1]]
     assert all(f.startswith("data: ") for f in frames[:-1])

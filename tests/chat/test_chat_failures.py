@@ -151,13 +151,16 @@ async def test_typed_stream_failure_mid_stream_ends_with_status(chat: ChatEnv) -
     assert failure_of(caught.value).error["code"] == "upstream_incomplete"
 
 
-async def test_first_token_timeout_is_504_after_retries(chat: ChatEnv) -> None:
+async def test_first_token_timeout_is_not_retried_on_the_same_busy_worker(chat: ChatEnv) -> None:
+    # A worker still evaluating the prompt would only queue the retry behind itself.
     with_settings(chat, first_token_timeout_s=0.2, max_retries=1)
     await chat.workers.patch("main", first_token_delay_ms=3000)
     failed = await http_failure(chat, LLAMA)
     assert failed.http_status == 504 and failed.error["code"] == "upstream_timeout"
+    assert failed.error["message"].startswith("No first token from any worker")
+    assert chat.workers.urls["main"] in failed.error["message"]
     records = await chat.workers.requests("main")
-    assert len(records) == 2
+    assert len(records) == 1
     await asyncio.sleep(0.2)
     assert {r["status"] for r in await chat.workers.requests("main")} == {"cancelled"}
 

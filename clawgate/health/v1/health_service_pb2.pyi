@@ -287,6 +287,7 @@ class WorkerInfo(_message.Message):
     IN_FLIGHT_FIELD_NUMBER: _builtins.int
     SERVER_FIELD_NUMBER: _builtins.int
     SKIPPED_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     """Base URL of the worker."""
     provider: _builtins.str
@@ -303,6 +304,8 @@ class WorkerInfo(_message.Message):
     """
     skipped: _builtins.bool
     """Whether the chat service currently skips this worker after failures."""
+    queued: _builtins.int
+    """Requests waiting in the gateway's queue for this worker (one chat process)."""
     @_builtins.property
     def pulled_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Models pulled on (or served by) the worker."""
@@ -328,10 +331,11 @@ class WorkerInfo(_message.Message):
         in_flight: _builtins.int = ...,
         server: _builtins.str = ...,
         skipped: _builtins.bool = ...,
+        queued: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_flight", b"in_flight", "loaded_models", b"loaded_models", "missing_models", b"missing_models", "provider", b"provider", "pulled_models", b"pulled_models", "server", b"server", "skipped", b"skipped", "url", b"url", "version", b"version", "vram_used_bytes", b"vram_used_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_flight", b"in_flight", "loaded_models", b"loaded_models", "missing_models", b"missing_models", "provider", b"provider", "pulled_models", b"pulled_models", "queued", b"queued", "server", b"server", "skipped", b"skipped", "url", b"url", "version", b"version", "vram_used_bytes", b"vram_used_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,7 +8,7 @@ Adapters translate one provider wire format into `Delta` events and raise
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -121,6 +121,11 @@ class UpstreamHttpError(UpstreamFailure):
         self.retry_after = retry_after
 
 
+class UpstreamBadResponse(UpstreamFailure):
+    """The worker answered with something that is not the API's wire format: invalid HTTP,
+    a broken chunked encoding, non-JSON items, a line over the size limit."""
+
+
 class UpstreamStreamError(UpstreamFailure):
     """The worker reported an error inside an answer that had already started."""
 
@@ -136,16 +141,39 @@ class UpstreamWrongApi(UpstreamFailure):
 class UpstreamTimeout(UpstreamFailure):
     """No first token in time, or the request deadline passed."""
 
-    def __init__(self, worker: str, message: str, *, first_token: bool) -> None:
+    def __init__(self, worker: str, message: str, *, first_token: bool, idle: bool = False) -> None:
         super().__init__(worker, message)
         self.first_token = first_token
+        self.idle = idle  # silence between two chunks of an answer that had started
+
+
+class AnswerLimitReached(Exception):
+    """The worker sent more than the request may make the gateway hold: stop reading and
+    end the answer with finish_reason "length"."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much one upstream answer may send, and whom to tell when it was accepted."""
+
+    max_line_bytes: int = 1024 * 1024  # one SSE line / NDJSON line
+    max_total_bytes: int = 64 * 1024 * 1024  # the whole raw response body
+    # Called once the worker answered 200 (it has accepted the request).
+    on_accept: Callable[[], None] | None = None
+
+
+DEFAULT_LIMITS = ReadLimits()
 
 
 class ProviderAdapter(Protocol):
     """One provider wire format (`api` in the config)."""
 
     def stream(
-        self, session: aiohttp.ClientSession, target: Target, request: ChatRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: Target,
+        request: ChatRequest,
+        limits: ReadLimits = DEFAULT_LIMITS,
     ) -> AsyncGenerator[Delta, None]:
         """Deltas of one answer; ends after a finish (and usage, when the server sends it)."""
         ...
@@ -189,7 +217,7 @@ def stream_item(worker: str, text: str | bytes, what: str) -> dict[str, Any]:
     try:
         item = json.loads(text)
     except ValueError as exc:
-        raise UpstreamStreamError(worker, f"the worker sent a malformed {what}") from exc
+        raise UpstreamBadResponse(worker, f"the worker sent a malformed {what}") from exc
     if not isinstance(item, dict):
-        raise UpstreamStreamError(worker, f"the worker sent a malformed {what}")
+        raise UpstreamBadResponse(worker, f"the worker sent a malformed {what}")
     return item

@@ -3,6 +3,10 @@
 Closing matters: when the client goes away the task is cancelled, and the response must
 be *closed* (not returned to the pool) so the worker sees the disconnect and stops
 generating on the GPU.
+
+Whatever a worker sends is bounded and checked here (`read_lines`): one line, the whole
+body, invalid HTTP or chunked encoding. A worker that misbehaves fails with an
+UpstreamFailure (so the pipeline fails over), never with an aiohttp exception.
 """
 
 from __future__ import annotations
@@ -14,8 +18,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from services.chat.providers.base import (
+    DEFAULT_LIMITS,
+    AnswerLimitReached,
+    ReadLimits,
+    UpstreamBadResponse,
     UpstreamCut,
     UpstreamHttpError,
     UpstreamUnreachable,
@@ -34,22 +43,60 @@ async def open_stream(
     url: str,
     body: dict[str, Any],
     headers: dict[str, str],
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """POST `body` and yield the 200 response; anything else becomes an UpstreamFailure."""
     data = json.dumps(body, ensure_ascii=False).encode()
     try:
         response = await session.post(url, data=data, headers=headers)
-    except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
+    except (aiohttp.ClientResponseError, HttpProcessingError) as exc:
+        # Connected, but what came back is not HTTP (or not HTTP aiohttp can read).
+        raise UpstreamBadResponse(worker, f"invalid HTTP response ({_reason(exc)})") from exc
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise UpstreamUnreachable(worker, describe_connect_error(exc)) from exc
     try:
         if response.status != 200:
             raise await http_error(worker, response)
+        if limits.on_accept is not None:
+            limits.on_accept()
         yield response
     except BaseException:
         response.close()  # drop the connection so the worker stops generating
         raise
     finally:
         response.release()
+
+
+async def read_lines(
+    worker: str, response: aiohttp.ClientResponse, limits: ReadLimits
+) -> AsyncIterator[bytes]:
+    """The body's lines, each at most `max_line_bytes`; stops with AnswerLimitReached after
+    `max_total_bytes`. Read errors become UpstreamFailures."""
+    total = 0
+    try:
+        while True:
+            line = await response.content.readuntil(b"\n", max_size=limits.max_line_bytes)
+            if not line:
+                return
+            total += len(line)
+            if total > limits.max_total_bytes:
+                raise AnswerLimitReached(f"more than {limits.max_total_bytes} bytes")
+            yield line
+    except LineTooLong as exc:
+        message = f"a line longer than {limits.max_line_bytes} bytes"
+        raise UpstreamBadResponse(worker, message) from exc
+    except HttpProcessingError as exc:  # parser errors in the body
+        raise UpstreamBadResponse(worker, f"an unreadable answer ({_reason(exc)})") from exc
+    except aiohttp.ClientPayloadError as exc:  # e.g. broken chunked transfer encoding
+        message = f"the answer's encoding is broken ({_reason(exc)})"
+        raise UpstreamBadResponse(worker, message) from exc
+    except READ_ERRORS as exc:
+        raise cut(worker, exc) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
 
 
 async def get_json(

@@ -19,7 +19,9 @@ import aiohttp
 from clawgate.common.config import API_OLLAMA, ProviderSpec
 from clawgate.common.errors import invalid
 from services.chat.providers.base import (
+    DEFAULT_LIMITS,
     Delta,
+    ReadLimits,
     Target,
     UpstreamCut,
     UpstreamHttpError,
@@ -29,7 +31,7 @@ from services.chat.providers.base import (
     stream_item,
 )
 from services.chat.providers.error_texts import named
-from services.chat.providers.http import READ_ERRORS, cut, open_stream
+from services.chat.providers.http import open_stream, read_lines
 from services.chat.providers.ollama_probe import native_root, probe_native
 from services.chat.providers.probe import WorkerProbe
 from services.chat.providers.think_tags import ThinkTagSplitter
@@ -44,25 +46,26 @@ _ID_CHARS = string.ascii_lowercase + string.digits
 
 class OllamaNativeAdapter:
     async def stream(
-        self, session: aiohttp.ClientSession, target: Target, request: ChatRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: Target,
+        request: ChatRequest,
+        limits: ReadLimits = DEFAULT_LIMITS,
     ) -> AsyncGenerator[Delta, None]:
         url = f"{native_root(target.worker)}/api/chat"
         body = native_body(target, request)
         state = _LineState()
         try:
             async with open_stream(
-                session, target.worker, url, body, bearer_headers(target.provider)
+                session, target.worker, url, body, bearer_headers(target.provider), limits
             ) as response:
-                try:
-                    async for line in response.content:
-                        if not line.strip():
-                            continue
-                        for delta in state.read(target.worker, line):
-                            yield delta
-                        if state.done:
-                            break
-                except READ_ERRORS as exc:
-                    raise cut(target.worker, exc) from exc
+                async for line in read_lines(target.worker, response, limits):
+                    if not line.strip():
+                        continue
+                    for delta in state.read(target.worker, line):
+                        yield delta
+                    if state.done:
+                        break
         except UpstreamHttpError as exc:
             raise named(exc, API_OLLAMA) from None
         if not state.done:

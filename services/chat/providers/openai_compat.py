@@ -16,7 +16,9 @@ import aiohttp
 
 from clawgate.common.config import API_OPENAI, ProviderSpec
 from services.chat.providers.base import (
+    DEFAULT_LIMITS,
     Delta,
+    ReadLimits,
     Target,
     UpstreamCut,
     UpstreamHttpError,
@@ -27,7 +29,7 @@ from services.chat.providers.base import (
     stream_item,
 )
 from services.chat.providers.error_texts import named
-from services.chat.providers.http import READ_ERRORS, cut, open_stream
+from services.chat.providers.http import open_stream, read_lines
 from services.chat.providers.openai_probe import probe_openai
 from services.chat.providers.probe import WorkerProbe
 from services.chat.providers.sse import sse_data
@@ -37,7 +39,11 @@ from services.chat.request import ChatRequest
 
 class OpenAICompatAdapter:
     async def stream(
-        self, session: aiohttp.ClientSession, target: Target, request: ChatRequest
+        self,
+        session: aiohttp.ClientSession,
+        target: Target,
+        request: ChatRequest,
+        limits: ReadLimits = DEFAULT_LIMITS,
     ) -> AsyncGenerator[Delta, None]:
         body = {
             **request.body,
@@ -50,17 +56,14 @@ class OpenAICompatAdapter:
         state = _StreamState()
         try:
             async with open_stream(
-                session, target.worker, url, body, bearer_headers(target.provider)
+                session, target.worker, url, body, bearer_headers(target.provider), limits
             ) as response:
-                try:
-                    async for data in sse_data(response.content):
-                        if data.strip() == "[DONE]":
-                            state.done = True
-                            break
-                        for delta in state.read(target.worker, data):
-                            yield delta
-                except READ_ERRORS as exc:
-                    raise cut(target.worker, exc) from exc
+                async for data in sse_data(read_lines(target.worker, response, limits)):
+                    if data.strip() == "[DONE]":
+                        state.done = True
+                        break
+                    for delta in state.read(target.worker, data):
+                        yield delta
         except UpstreamHttpError as exc:
             raise named(exc, API_OPENAI) from None
         if not state.done or state.finish_reason is None:
