@@ -54,7 +54,13 @@ def _cluster(name: str, service: str, addr: str) -> dict[str, Any]:
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}},
+                "common_http_protocol_options": {"max_response_headers_kb": 1024},
+                "explicit_http_config": {"http2_protocol_options": {
+                    # A malformed or oversized reply resets only its own stream, never the
+                    # shared connection with every other client's live streams on it.
+                    "override_stream_error_on_invalid_http_message": True,
+                    "max_header_field_size_kb": 256,
+                }},
             }
         },
         "circuit_breakers": {

@@ -14,7 +14,7 @@ from google.protobuf import empty_pb2
 
 from clawgate.agents.v1 import agent_service_pb2 as pb
 from clawgate.agents.v1 import agent_service_pb2_grpc as pb_grpc
-from clawgate.common.errors import ApiError, invalid, not_found
+from clawgate.common.errors import ApiError, invalid, not_found, quote
 from clawgate.common.server import Context, metadata_value
 from services.agents import masks, pagination
 from services.agents.records import AgentRecord, now_ms
@@ -158,12 +158,12 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
 
 
 def agent_not_found(id_or_name: str, param: str) -> ApiError:
-    return not_found(f"agent {id_or_name!r} not found", param, code="agent_not_found")
+    return not_found(f"agent {quote(id_or_name)} not found", param, code="agent_not_found")
 
 
 def name_taken(name: str) -> ApiError:
     return ApiError(
-        409, f"an agent named {name!r} already exists", param="name", code="agent_name_taken"
+        409, f"an agent named {quote(name)} already exists", param="name", code="agent_name_taken"
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from clawgate.chat.v1 import chat_service_pb2 as pb
-from clawgate.common.errors import ApiError, invalid
+from clawgate.common.errors import ApiError, invalid, quote
 from services.chat.checks import boolean, integer, not_one_of, number, type_name, wrong_type
 from services.chat.messages import parse_messages
 
@@ -150,7 +150,7 @@ def parse_request(raw: Mapping[str, Any], *, stream: bool | None = None) -> Chat
             )
         if key not in _HANDLED and key not in _ACCEPTED_IGNORED:
             raise invalid(
-                f"Unrecognized request argument supplied: {key}", key, "unknown_parameter"
+                f"Unrecognized request argument supplied: {quote(key)}", key, "unknown_parameter"
             )
     model = raw.get("model")
     if model is None or model == "":
