@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from clawgate.common.auth import Authenticator, AuthResult, auth_error
 from clawgate.common.errors import ApiError, abort, internal
 from clawgate.common.logging import request_id
+from clawgate.common.undecodable import UNDECODABLE, lenient, undecodable_error
 
 log = logging.getLogger("clawgate.server")
 
@@ -38,6 +39,11 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 32 * 1024 * 1024),
     ("grpc.max_send_message_length", 32 * 1024 * 1024),
     ("grpc.so_reuseport", 0),
+    # Accept every request Envoy lets through (gateway.maxRequestHeadersKb is at most 60 KB,
+    # plus Envoy's own headers); grpc's default (8-16 KB) answered bigger ones with an
+    # empty 429.
+    ("grpc.max_metadata_size", 96 * 1024),
+    ("grpc.absolute_max_metadata_size", 96 * 1024),
 ]
 
 
@@ -78,29 +84,30 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler.response_streaming:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(method, public, inner),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return grpc.unary_unary_rpc_method_handler(
             self._wrap_unary(method, public, inner),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=lenient(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
-    async def _enter(self, method: str, public: bool, context: Context) -> None:
+    async def _enter(self, method: str, public: bool, context: Context, request: Any) -> None:
         rid = metadata_value(context, "x-request-id") or uuid.uuid4().hex
         request_id.set(rid)
-        if public:
-            return
-        result = self._auth.check_metadata(context.invocation_metadata() or ())
-        if result is not AuthResult.OK:
-            log.info("unauthenticated call", extra={"method": method, "reason": result.value})
-            await abort(context, auth_error(result))
+        if not public:
+            result = self._auth.check_metadata(context.invocation_metadata() or ())
+            if result is not AuthResult.OK:
+                log.info("unauthenticated call", extra={"method": method, "reason": result.value})
+                await abort(context, auth_error(result))
+        if request is UNDECODABLE:  # after the token check: 401 comes first
+            await abort(context, undecodable_error())
 
     def _wrap_unary(self, method: str, public: bool, inner: Behavior) -> Behavior:
         async def behavior(request: Any, context: Context) -> Any:
             started = time.perf_counter()
-            await self._enter(method, public, context)
+            await self._enter(method, public, context, request)
             try:
                 return await inner(request, context)
             except ApiError as err:
@@ -115,7 +122,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _wrap_stream(self, method: str, public: bool, inner: Behavior) -> Behavior:
         async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
-            await self._enter(method, public, context)
+            await self._enter(method, public, context, request)
             try:
                 result = inner(request, context)
                 if inspect.isasyncgen(result):

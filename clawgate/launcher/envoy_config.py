@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from clawgate.common.config import EdgeLimits
+
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "envoy"
 DESCRIPTOR = DEPLOY_DIR / "clawgate.pb"
 LUA_FILTER = DEPLOY_DIR / "openai_errors.lua"
@@ -21,6 +23,8 @@ LUA_FILTER = DEPLOY_DIR / "openai_errors.lua"
 # (cluster, gRPC service) for every public service; routes match the gRPC path, which is
 # also what transcoded REST requests are rewritten to.
 _T = "type.googleapis.com/"
+
+DEFAULT_LIMITS = EdgeLimits()
 
 SERVICES: tuple[tuple[str, str], ...] = (
     ("chat", "clawgate.chat.v1.ChatService"),
@@ -128,7 +132,11 @@ def _not_grpc_and_status(status: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _local_reply_config() -> dict[str, Any]:
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _local_reply_config(limits: EdgeLimits) -> dict[str, Any]:
     mappers = [
         (400, "invalid request: %LOCAL_REPLY_BODY%", "invalid_request_error", "invalid_json"),
         (
@@ -151,6 +159,20 @@ def _local_reply_config() -> dict[str, Any]:
             "api_error",
             "service_unavailable",
         ),
+        (
+            408,
+            "the request was not received in time (%LOCAL_REPLY_BODY%); send it faster",
+            "invalid_request_error",
+            "request_timeout",
+        ),
+        (
+            431,
+            f"request headers too large or too many: the gateway accepts at most"
+            f" {limits.max_request_headers_kb} KB of headers and {limits.max_headers_count}"
+            " headers; send large values in the body",
+            "invalid_request_error",
+            "request_headers_too_large",
+        ),
         (504, "gateway timeout: %LOCAL_REPLY_BODY%", "api_error", "gateway_timeout"),
     ]
     return {
@@ -163,7 +185,10 @@ def _local_reply_config() -> dict[str, Any]:
 
 
 def render(
-    ports: EnvoyPorts, descriptor: Path = DESCRIPTOR, lua: Path = LUA_FILTER
+    ports: EnvoyPorts,
+    limits: EdgeLimits = DEFAULT_LIMITS,
+    descriptor: Path = DESCRIPTOR,
+    lua: Path = LUA_FILTER,
 ) -> dict[str, Any]:
     """The whole Envoy bootstrap as a dict (dump it as YAML or JSON)."""
     routes = [
@@ -189,12 +214,22 @@ def render(
         "stat_prefix": "clawgate",
         "codec_type": "AUTO",
         "server_name": "clawgate",
-        "stream_idle_timeout": "600s",
+        # Edge limits (README "Limits"): slow or idle clients are closed, big headers get
+        # 431, so no client can hold connections or memory indefinitely.
+        "request_headers_timeout": _seconds(limits.request_headers_timeout_s),
+        "request_timeout": _seconds(limits.request_receive_timeout_s),
+        "stream_idle_timeout": _seconds(limits.stream_idle_timeout_s),
+        "max_request_headers_kb": limits.max_request_headers_kb,
+        "common_http_protocol_options": {
+            "idle_timeout": _seconds(limits.idle_timeout_s),
+            "max_headers_count": limits.max_headers_count,
+        },
+        "http2_protocol_options": {"max_concurrent_streams": limits.max_concurrent_streams},
         "route_config": {
             "name": "clawgate",
             "virtual_hosts": [{"name": "clawgate", "domains": ["*"], "routes": routes}],
         },
-        "local_reply_config": _local_reply_config(),
+        "local_reply_config": _local_reply_config(limits),
         "http_filters": [
             {
                 "name": "envoy.filters.http.lua",
@@ -227,7 +262,21 @@ def render(
     }
     return {
         "admin": {
-            "address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.admin_port}}
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.admin_port}},
+            # The launcher's readiness checks must work even when clients use every slot.
+            "ignore_global_conn_limit": True,
+        },
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": _T + "envoy.extensions.resource_monitors."
+                        "downstream_connections.v3.DownstreamConnectionsConfig",
+                        "max_active_downstream_connections": limits.max_connections,
+                    },
+                }
+            ]
         },
         "static_resources": {
             "listeners": [

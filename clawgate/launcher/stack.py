@@ -24,7 +24,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clawgate.common.auth import ensure_token_file
-from clawgate.common.config import ServiceAddrs
+from clawgate.common.config import EdgeLimits, ServiceAddrs
 from clawgate.launcher import envoy_config
 from clawgate.launcher.processes import (
     Child,
@@ -62,6 +62,7 @@ class StackPlan:
     standins: dict[str, StandinPlan] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
+    edge_limits: EdgeLimits = field(default_factory=EdgeLimits)
 
     @property
     def logs(self) -> Path:
@@ -202,7 +203,9 @@ class Stack:
             agents=self.plan.addrs.agents,
             health=self.plan.addrs.health,
         )
-        return envoy_config.write(self.plan.state_dir / "envoy.yaml", ports)
+        return envoy_config.write(
+            self.plan.state_dir / "envoy.yaml", ports, limits=self.plan.edge_limits
+        )
 
     def _ready_check(self, name: str) -> Any:
         if name == "redis":

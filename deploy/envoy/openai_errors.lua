@@ -11,6 +11,45 @@ local GRPC_HEADERS = {
   "grpc-status-details-bin", "grpc-accept-encoding", "grpc-encoding",
 }
 
+-- gRPC status → (HTTP status, OpenAI type), for errors that carry no `x-error-json`
+-- (raised by grpc itself rather than by a Clawgate handler).
+local BY_GRPC = {
+  ["1"] = {499, "api_error"}, ["2"] = {500, "api_error"},
+  ["3"] = {400, "invalid_request_error"}, ["4"] = {504, "api_error"},
+  ["5"] = {404, "not_found_error"}, ["6"] = {409, "conflict_error"},
+  ["7"] = {403, "permission_error"}, ["8"] = {429, "rate_limit_error"},
+  ["9"] = {412, "conflict_error"}, ["10"] = {409, "conflict_error"},
+  ["11"] = {400, "invalid_request_error"}, ["12"] = {501, "api_error"},
+  ["13"] = {500, "api_error"}, ["14"] = {503, "api_error"},
+  ["15"] = {500, "api_error"}, ["16"] = {401, "authentication_error"},
+}
+
+local function json_string(text)
+  -- Non-ASCII bytes become "?": the text may be cut mid-character or not be UTF-8.
+  text = string.gsub(text, '[%c"\\\128-\255]', function(c)
+    if string.byte(c) >= 128 then
+      return "?"
+    end
+    return string.format("\\u%04x", string.byte(c))
+  end)
+  return '"' .. text .. '"'
+end
+
+-- An OpenAI error body from a bare gRPC status (grpc-message is percent-encoded).
+local function grpc_error(code, message)
+  local mapped = BY_GRPC[code] or {500, "api_error"}
+  message = string.gsub(message or "", "%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end)
+  message = string.sub(message, 1, 300)
+  if message == "" then
+    message = "the service failed the request"
+  end
+  local body = '{"error":{"message":' .. json_string(message .. " (gRPC status " .. code .. ")")
+    .. ',"type":"' .. mapped[2] .. '","param":null,"code":"grpc_status_' .. code .. '"}}'
+  return tostring(mapped[1]), body
+end
+
 function envoy_on_request(handle)
   local ct = handle:headers():get("content-type") or ""
   if string.sub(ct, 1, 16) == "application/grpc" then
@@ -26,6 +65,10 @@ function envoy_on_response(handle)
   local headers = handle:headers()
   local err = headers:get("x-error-json")
   local status = headers:get("x-http-status")
+  local grpc_status = headers:get("grpc-status")
+  if err == nil and grpc_status ~= nil and grpc_status ~= "0" then
+    status, err = grpc_error(grpc_status, headers:get("grpc-message"))
+  end
   if status ~= nil then
     headers:replace(":status", status)
   end

@@ -10,7 +10,7 @@ import grpc
 from clawgate.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from clawgate.common import logging as clawgate_logging
 from clawgate.common.auth import Authenticator
-from clawgate.common.config import ChatSettings, Config, load_config
+from clawgate.common.config import ChatSettings, Config, load_config_or_exit
 from clawgate.common.server import serve
 from services.chat.agent_resolver import AgentResolver
 from services.chat.cache import PromptCache
@@ -61,6 +61,6 @@ async def run(config: Config) -> None:
 
 
 def main() -> None:
-    config = load_config()
+    config = load_config_or_exit()
     clawgate_logging.setup("chat", config.log_level)
     asyncio.run(run(config))
