@@ -118,8 +118,8 @@ def test_booleans_read_quoted_words_as_written(tmp_path: Path, raw: object, expe
 
 
 def test_a_model_marked_reasoning_false_in_quotes_is_not_reasoning(tmp_path: Path) -> None:
-    provider = dict(R6["my-ollama"])
-    provider["models"] = [dict(R6["my-ollama"]["models"][0], reasoning="false")]  # type: ignore[index]
+    provider = json.loads(json.dumps(R6["my-ollama"]))
+    provider["models"][0]["reasoning"] = "false"
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"providers": {"p": provider}}))
     assert load_config(str(path), env={}).providers[0].models[0].reasoning is False
