@@ -8,12 +8,13 @@ PROTOS := $(shell find proto -name '*.proto' | sort)
 GEN_DIRS := clawgate/chat/v1 clawgate/agents/v1 clawgate/health/v1
 DESCRIPTOR := deploy/envoy/clawgate.pb
 
-.PHONY: help venv system-deps proto proto-check lint test test-fast up demo token clean
+.PHONY: help venv system-deps proto proto-check lint test test-fast fuzz up demo token clean
 
 help:
 	@echo "make up      - set up and run the whole stack (Envoy on :8000)"
 	@echo "make demo    - same, with the built-in ollama stand-in"
 	@echo "make test    - set up and run lint, type checks and the test suite"
+	@echo "make fuzz    - long property-based fuzz run through the stack (FUZZ_EXAMPLES=5000)"
 	@echo "make proto   - regenerate Python code and the Envoy descriptor from proto/"
 
 $(VENV)/.installed: pyproject.toml
@@ -51,6 +52,11 @@ test: system-deps venv proto-check lint
 
 test-fast: venv
 	$(PY) -m pytest -q -x
+
+# The suite runs a short fuzz (tests/fuzz); this is the long one.
+FUZZ_EXAMPLES ?= 5000
+fuzz: system-deps venv
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/fuzz
 
 up: system-deps venv
 	$(VENV)/bin/clawgate onboard

@@ -51,9 +51,22 @@ local function grpc_error(code, message)
 end
 
 function envoy_on_request(handle)
-  local ct = handle:headers():get("content-type") or ""
+  local headers = handle:headers()
+  local ct = headers:get("content-type") or ""
   if string.sub(ct, 1, 16) == "application/grpc" then
     handle:streamInfo():dynamicMetadata():set("clawgate", "native_grpc", true)
+    return
+  end
+  -- gRPC's own headers from a REST client (e.g. a malformed `grpc-timeout`) would reach
+  -- the service as gRPC protocol headers and fail the call; they mean nothing in REST.
+  local drop = {}
+  for name, _ in pairs(headers) do
+    if string.sub(name, 1, 5) == "grpc-" then
+      table.insert(drop, name)
+    end
+  end
+  for _, name in ipairs(drop) do
+    headers:remove(name)
   end
 end
 

@@ -108,3 +108,17 @@ def test_unreadable_json_in_an_agent_body_is_400(stack: Stack, body: bytes) -> N
         )
         assert reply.status_code == 400, reply.text
         openai_error(400, reply.headers, reply.content)
+
+
+@pytest.mark.parametrize("value", ["", "abc", "1S", "99999999999H"])
+@pytest.mark.parametrize("name", ["grpc-timeout", "grpc-encoding"])
+def test_grpc_protocol_headers_from_a_rest_client_are_ignored(
+    stack: Stack, name: str, value: str
+) -> None:
+    # Found by the fuzzer: they reached the service as gRPC's own headers (500).
+    reply = requests.get(
+        stack.rest_url + "/api/v1/models/qwen3:32b",
+        headers={"Authorization": f"Bearer {stack.token}", name: value},
+        timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
