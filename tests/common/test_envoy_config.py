@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from clawgate.common.config import ChatSettings, EdgeLimits
 from clawgate.launcher import envoy_config
 from clawgate.launcher.stack import envoy_binary
 
@@ -47,3 +48,25 @@ def test_every_service_is_transcoded_and_health_checked() -> None:
         (check,) = cluster["health_checks"]
         assert check["no_traffic_interval"] == "2s"
     assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+
+
+def test_edge_limits_are_rendered_from_the_settings() -> None:
+    limits = EdgeLimits(
+        request_headers_timeout_s=2.5, max_connections=77, max_request_headers_kb=20
+    )
+    config = envoy_config.render(_ports(), limits)
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    typed = hcm["typed_config"]
+    assert typed["request_headers_timeout"] == "2.5s"
+    assert typed["max_request_headers_kb"] == 20
+    assert typed["common_http_protocol_options"]["idle_timeout"] == "300s"
+    (monitor,) = config["overload_manager"]["resource_monitors"]
+    assert monitor["typed_config"]["max_active_downstream_connections"] == 77
+    assert config["admin"]["ignore_global_conn_limit"] is True
+    # Streams wait silently for their first token: the idle limit must outlast it.
+    assert float(typed["stream_idle_timeout"].rstrip("s")) > ChatSettings().first_token_timeout_s
+    for cluster in config["static_resources"]["clusters"]:
+        options = cluster["typed_extension_protocol_options"]
+        h2 = next(iter(options.values()))["explicit_http_config"]["http2_protocol_options"]
+        # A bad reply resets its own stream, not the connection other streams share.
+        assert h2["override_stream_error_on_invalid_http_message"] is True
