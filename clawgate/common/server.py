@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import signal
 import time
 import uuid
@@ -45,6 +46,9 @@ SERVER_OPTIONS = [
     ("grpc.max_metadata_size", 96 * 1024),
     ("grpc.absolute_max_metadata_size", 96 * 1024),
 ]
+
+
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 def metadata_value(context: Context, key: str) -> str | None:
@@ -94,7 +98,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         )
 
     async def _enter(self, method: str, public: bool, context: Context, request: Any) -> None:
-        rid = metadata_value(context, "x-request-id") or uuid.uuid4().hex
+        rid = metadata_value(context, "x-request-id") or ""
+        if not _REQUEST_ID.fullmatch(rid):  # it goes into every log line: keep it tidy
+            rid = uuid.uuid4().hex
         request_id.set(rid)
         if not public:
             result = self._auth.check_metadata(context.invocation_metadata() or ())

@@ -122,3 +122,17 @@ def test_grpc_protocol_headers_from_a_rest_client_are_ignored(
         timeout=10,
     )
     assert reply.status_code == 200, reply.text
+
+
+@pytest.mark.parametrize("request_id", ["0\t0", "x\ty\tz", "a" * 5000])
+def test_an_odd_request_id_does_not_break_calls_between_services(
+    stack: Stack, request_id: str
+) -> None:
+    # Found by the fuzzer: listing models forwards x-request-id to the agent registry, and
+    # grpc refuses to send a tab (500).
+    reply = requests.get(
+        stack.rest_url + "/api/v1/models",
+        headers={"Authorization": f"Bearer {stack.token}", "X-Request-Id": request_id},
+        timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
