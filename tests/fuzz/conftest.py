@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from clawgate.launcher.stack import Stack, local_plan
 from tests.stack_config import STANDIN_MODELS, gateway_config
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 
 settings.register_profile(
     "fuzz",

@@ -160,7 +160,7 @@ header_value = st.one_of(
                      b"no-cache", b"0", b"-1", b"1e9", b"abc", b"*", b'"x"', b"gzip"]),
 )  # fmt: skip
 headers = st.lists(st.tuples(header_name, header_value), max_size=6)
-auth = st.sampled_from(["valid"] * 6 + ["missing", "garbage", "basic"])
+auth = st.sampled_from(["valid"] * 6 + ["missing", "garbage", "basic", "tabbed"])
 
 
 def _auth(stack: Stack, kind: str) -> list[tuple[bytes, bytes]]:
@@ -170,6 +170,7 @@ def _auth(stack: Stack, kind: str) -> list[tuple[bytes, bytes]]:
         "missing": [],
         "garbage": [(b"authorization", b"Bearer " + token[::-1])],
         "basic": [(b"authorization", b"Basic " + token)],
+        "tabbed": [(b"authorization", b"Bearer \t" + token + b"\t")],
     }[kind]
 
 
