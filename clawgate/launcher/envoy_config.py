@@ -111,8 +111,9 @@ def _error_body(message: str, type_: str, code: str) -> dict[str, Any]:
     }
 
 
-def _not_grpc_and_status(status: int) -> dict[str, Any]:
-    """Envoy's own reply with `status` to a REST caller (native gRPC keeps gRPC replies).
+def _not_grpc_and_status(status: int, op: str = "EQ") -> dict[str, Any]:
+    """Envoy's own reply with `status` (`op`: EQ, GE, LE) to a REST caller (native gRPC
+    keeps gRPC replies).
 
     The Lua filter marks native gRPC requests in dynamic metadata before the transcoder
     rewrites transcoded requests to look like gRPC.
@@ -120,8 +121,9 @@ def _not_grpc_and_status(status: int) -> dict[str, Any]:
     return {
         "and_filter": {
             "filters": [
-                {"status_code_filter": {"comparison": {"op": "EQ", "value": {
-                    "default_value": status, "runtime_key": f"clawgate.reply_{status}"}}}},
+                {"status_code_filter": {"comparison": {"op": op, "value": {
+                    "default_value": status,
+                    "runtime_key": f"clawgate.reply_{op.lower()}_{status}"}}}},
                 {"metadata_filter": {
                     "matcher": {"filter": "clawgate", "path": [{"key": "native_grpc"}],
                                 "value": {"bool_match": False}},
@@ -175,13 +177,33 @@ def _local_reply_config(limits: EdgeLimits) -> dict[str, Any]:
         ),
         (504, "gateway timeout: %LOCAL_REPLY_BODY%", "api_error", "gateway_timeout"),
     ]
-    return {
-        "mappers": [
-            {"filter": _not_grpc_and_status(status),
-             "body_format_override": _error_body(message, type_, code)}
-            for status, message, type_, code in mappers
-        ]
-    }  # fmt: skip
+    exact = [
+        {"filter": _not_grpc_and_status(status),
+         "body_format_override": _error_body(message, type_, code)}
+        for status, message, type_, code in mappers
+    ]  # fmt: skip
+    # What a client sent is never a server error: the codec's 501 (e.g. an unsupported
+    # Transfer-Encoding) is a 400.
+    unsupported = {
+        "filter": _not_grpc_and_status(501),
+        "status_code": 400,
+        "body_format_override": _error_body(
+            "the request uses an HTTP feature the gateway does not support"
+            " (%LOCAL_REPLY_BODY%), e.g. a Transfer-Encoding other than chunked",
+            "invalid_request_error",
+            "unsupported_http_feature",
+        ),
+    }
+    # Any other reply of Envoy's own still gets OpenAI's shape.
+    others = [
+        {"filter": _not_grpc_and_status(500, "GE"),
+         "body_format_override": _error_body("gateway error: %LOCAL_REPLY_BODY%", "api_error",
+                                             "gateway_error")},
+        {"filter": _not_grpc_and_status(400, "GE"),
+         "body_format_override": _error_body("invalid request: %LOCAL_REPLY_BODY%",
+                                             "invalid_request_error", "invalid_request")},
+    ]  # fmt: skip
+    return {"mappers": [*exact, unsupported, *others]}
 
 
 def render(

@@ -10,6 +10,7 @@ import requests
 
 from clawgate.launcher.stack import Stack
 from tests.edge.helpers import openai_error
+from tests.fuzz.client import send
 
 BAD_UTF8_PATHS = [
     ("GET", "/api/v1/agents/%ff"),
@@ -136,3 +137,24 @@ def test_an_odd_request_id_does_not_break_calls_between_services(
         timeout=10,
     )
     assert reply.status_code == 200, reply.text
+
+
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [
+        (b"/api/v1/agents/\xff", []),
+        (b"/api/v1/models/a\x7fb", []),
+        (b"/api/v1/models", [(b"transfer-encoding", b"gzip, chunked")]),
+        (b"/api/v1/models", [(b"transfer-encoding", b"identity")]),
+        (b"/api/v1/models", [(b"x-a", b"a\x00b")]),
+    ],
+)
+def test_what_envoy_refuses_itself_is_a_4xx_in_openai_shape(
+    stack: Stack, path: bytes, extra: list[tuple[bytes, bytes]]
+) -> None:
+    # An unsupported Transfer-Encoding was a text/plain 501 (a server error for a client's
+    # request).
+    token = stack.token.encode()
+    reply = send(stack.plan.port, "GET", path, [(b"authorization", b"Bearer " + token), *extra])
+    assert 400 <= reply.status < 500, (reply.status, reply.body)
+    openai_error(reply.status, reply.headers, reply.body)

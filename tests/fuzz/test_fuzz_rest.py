@@ -121,6 +121,8 @@ segment = st.one_of(
     st.binary(min_size=1, max_size=12).map(percent_all),  # any bytes, invalid UTF-8 too
     st.text(alphabet=SAFE, min_size=1, max_size=30).map(str.encode),
     st.sampled_from(ODD_SEGMENTS),
+    # Raw bytes, not percent-encoded (all but what ends the request line).
+    st.binary(min_size=1, max_size=8).map(lambda b: bytes(c for c in b if c not in b" \r\n?#")),
 )
 query_value = st.one_of(segment, st.integers(-(2**40), 2**40).map(lambda n: str(n).encode()))
 query = st.lists(
@@ -150,12 +152,14 @@ header_name = st.one_of(
                      b"x-request-timeout", b"idempotency-key", b"if-match", b"if-none-match",
                      b"accept-encoding", b"user-agent", b"x-forwarded-for", b"origin",
                      b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding", b"te",
-                     b"x-error-json", b"x-http-status", b"x-envoy-original-path"]),
+                     b"x-error-json", b"x-http-status", b"x-envoy-original-path",
+                     b"transfer-encoding", b"expect", b"upgrade", b"connection"]),
     st.text(alphabet=string.ascii_lowercase + string.digits + "-", min_size=1,
             max_size=20).map(lambda t: b"x-fuzz-" + t.encode()),
 )  # fmt: skip
 header_value = st.one_of(
     st.text(alphabet=string.printable.strip("\r\n\x0b\x0c"), max_size=80).map(str.encode),
+    st.binary(max_size=20).map(lambda b: bytes(c for c in b if c not in b"\r\n")),
     st.sampled_from([b"application/json", b"text/plain", b"application/grpc", b"no-store",
                      b"no-cache", b"0", b"-1", b"1e9", b"abc", b"*", b'"x"', b"gzip"]),
 )  # fmt: skip
