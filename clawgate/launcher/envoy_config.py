@@ -102,6 +102,20 @@ _REQ_WITHOUT_QUERY = {
 }
 
 
+def _rest_mapper(
+    filter_: dict[str, Any], status: str, message: str, type_: str, code: str
+) -> dict[str, Any]:
+    """A local-reply mapper for REST callers. `x-http-status` carries the status for the Lua
+    filter, which needs it when Envoy answered in gRPC's form (the request claimed to be
+    gRPC over HTTP/1, where gRPC cannot run)."""
+    return {
+        "filter": filter_,
+        "headers_to_add": [{"header": {"key": "x-http-status", "value": status},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "body_format_override": _error_body(message, type_, code),
+    }  # fmt: skip
+
+
 def _error_body(message: str, type_: str, code: str) -> dict[str, Any]:
     return {
         "json_format": {"error": {"message": message, "type": type_, "param": None, "code": code}},
@@ -178,30 +192,29 @@ def _local_reply_config(limits: EdgeLimits) -> dict[str, Any]:
         (504, "gateway timeout: %LOCAL_REPLY_BODY%", "api_error", "gateway_timeout"),
     ]
     exact = [
-        {"filter": _not_grpc_and_status(status),
-         "body_format_override": _error_body(message, type_, code)}
+        _rest_mapper(_not_grpc_and_status(status), str(status), message, type_, code)
         for status, message, type_, code in mappers
-    ]  # fmt: skip
+    ]
     # What a client sent is never a server error: the codec's 501 (e.g. an unsupported
     # Transfer-Encoding) is a 400.
     unsupported = {
-        "filter": _not_grpc_and_status(501),
-        "status_code": 400,
-        "body_format_override": _error_body(
+        **_rest_mapper(
+            _not_grpc_and_status(501),
+            "400",
             "the request uses an HTTP feature the gateway does not support"
             " (%LOCAL_REPLY_BODY%), e.g. a Transfer-Encoding other than chunked",
             "invalid_request_error",
             "unsupported_http_feature",
         ),
+        "status_code": 400,
     }
     # Any other reply of Envoy's own still gets OpenAI's shape.
     others = [
-        {"filter": _not_grpc_and_status(500, "GE"),
-         "body_format_override": _error_body("gateway error: %LOCAL_REPLY_BODY%", "api_error",
-                                             "gateway_error")},
-        {"filter": _not_grpc_and_status(400, "GE"),
-         "body_format_override": _error_body("invalid request: %LOCAL_REPLY_BODY%",
-                                             "invalid_request_error", "invalid_request")},
+        _rest_mapper(_not_grpc_and_status(500, "GE"), "%RESPONSE_CODE%",
+                     "gateway error: %LOCAL_REPLY_BODY%", "api_error", "gateway_error"),
+        _rest_mapper(_not_grpc_and_status(400, "GE"), "%RESPONSE_CODE%",
+                     "invalid request: %LOCAL_REPLY_BODY%", "invalid_request_error",
+                     "invalid_request"),
     ]  # fmt: skip
     return {"mappers": [*exact, unsupported, *others]}
 

@@ -3,7 +3,7 @@
 -- Services put the OpenAI error body in the `x-error-json` trailing metadata and the
 -- HTTP status in `x-http-status` (clawgate/common/errors.py). For REST callers this
 -- filter, placed before the transcoder, sets the status and body from them and drops
--- gRPC internals. Native gRPC callers (request content-type application/grpc) pass
+-- gRPC internals. Native gRPC callers (HTTP/2, content-type application/grpc) pass
 -- through untouched: rewriting their responses would break them.
 
 local GRPC_HEADERS = {
@@ -35,12 +35,15 @@ local function json_string(text)
   return '"' .. text .. '"'
 end
 
--- An OpenAI error body from a bare gRPC status (grpc-message is percent-encoded).
+local function percent_decoded(text)
+  return (string.gsub(text or "", "%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
+end
+
+-- An OpenAI error body from a bare gRPC status.
 local function grpc_error(code, message)
   local mapped = BY_GRPC[code] or {500, "api_error"}
-  message = string.gsub(message or "", "%%(%x%x)", function(h)
-    return string.char(tonumber(h, 16))
-  end)
   message = string.sub(message, 1, 300)
   if message == "" then
     message = "the service failed the request"
@@ -53,7 +56,9 @@ end
 function envoy_on_request(handle)
   local headers = handle:headers()
   local ct = headers:get("content-type") or ""
-  if string.sub(ct, 1, 16) == "application/grpc" then
+  -- gRPC runs over HTTP/2 only: an HTTP/1 request claiming to be gRPC is a REST client.
+  local h2 = string.sub(handle:streamInfo():protocol() or "", 1, 6) == "HTTP/2"
+  if h2 and string.sub(ct, 1, 16) == "application/grpc" then
     handle:streamInfo():dynamicMetadata():set("clawgate", "native_grpc", true)
     return
   end
@@ -80,7 +85,14 @@ function envoy_on_response(handle)
   local status = headers:get("x-http-status")
   local grpc_status = headers:get("grpc-status")
   if err == nil and grpc_status ~= nil and grpc_status ~= "0" then
-    status, err = grpc_error(grpc_status, headers:get("grpc-message"))
+    local message = percent_decoded(headers:get("grpc-message"))
+    if status ~= nil and string.sub(message, 1, 9) == '{"error":' then
+      -- Envoy's own reply in gRPC form (the request claimed to be gRPC), already shaped
+      -- by local_reply_config, which also set x-http-status.
+      err = message
+    else
+      status, err = grpc_error(grpc_status, message)
+    end
   end
   if status ~= nil then
     headers:replace(":status", status)

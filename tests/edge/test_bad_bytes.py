@@ -158,3 +158,14 @@ def test_what_envoy_refuses_itself_is_a_4xx_in_openai_shape(
     reply = send(stack.plan.port, "GET", path, [(b"authorization", b"Bearer " + token), *extra])
     assert 400 <= reply.status < 500, (reply.status, reply.body)
     openai_error(reply.status, reply.headers, reply.body)
+
+
+@pytest.mark.parametrize("token", [None, "valid"])
+def test_an_http1_request_claiming_grpc_gets_rest_errors(stack: Stack, token: str | None) -> None:
+    # Found by the fuzzer: `content-type: application/grpc` on HTTP/1.1 got a gRPC-form reply
+    # (an empty application/grpc body) instead of an OpenAI error.
+    auth = [(b"authorization", b"Bearer " + stack.token.encode())] if token else []
+    reply = send(stack.plan.port, "GET", b"/api/v1/models/%ff",
+                 [*auth, (b"content-type", b"application/grpc")])  # fmt: skip
+    assert 400 <= reply.status < 500, (reply.status, reply.body)
+    openai_error(reply.status, reply.headers, reply.body)
