@@ -149,7 +149,8 @@ def _not_grpc_and_status(status: int, op: str = "EQ") -> dict[str, Any]:
 
 
 def _seconds(value: float) -> str:
-    return f"{value:g}s"
+    """A protobuf Duration in YAML (never exponent notation, which Envoy rejects)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".") + "s"
 
 
 def _local_reply_config(limits: EdgeLimits) -> dict[str, Any]:
