@@ -98,7 +98,7 @@ class EdgeLimits:
     # Time to send a whole request, headers and body.
     request_receive_timeout_s: float = 60.0
     # A connection with no request in flight is closed after this.
-    idle_timeout_s: float = 300.0
+    idle_timeout_s: float = 60.0
     # A request with no bytes in either direction is reset after this; it must exceed the
     # first-token limit, during which a streaming answer sends nothing.
     stream_idle_timeout_s: float = 600.0

@@ -59,7 +59,7 @@ def test_edge_limits_are_rendered_from_the_settings() -> None:
     typed = hcm["typed_config"]
     assert typed["request_headers_timeout"] == "2.5s"
     assert typed["max_request_headers_kb"] == 20
-    assert typed["common_http_protocol_options"]["idle_timeout"] == "300s"
+    assert typed["common_http_protocol_options"]["idle_timeout"] == "60s"
     (monitor,) = config["overload_manager"]["resource_monitors"]
     assert monitor["typed_config"]["max_active_downstream_connections"] == 77
     assert config["admin"]["ignore_global_conn_limit"] is True
