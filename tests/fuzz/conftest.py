@@ -1,4 +1,4 @@
-"""One stack for the fuzz module, with neighbour streams running for the whole run.
+"""One stack for the fuzz tests, with neighbour streams running for the whole run.
 
 `FUZZ_EXAMPLES` sets the examples per property (default: a short CI run); `make fuzz` runs
 a long one.
@@ -31,7 +31,7 @@ settings.register_profile(
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own: fuzzing creates agents and purges caches other tests rely on."""
     plan = local_plan(tmp_path_factory.mktemp("fuzz"), STANDIN_MODELS, gateway_config)
@@ -85,7 +85,7 @@ class NeighbourLoop:
         return "ok"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def neighbour(fuzz_stack: Stack) -> Iterator[NeighbourLoop]:
     loop = NeighbourLoop(fuzz_stack)
     loop.start()
