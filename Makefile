@@ -9,12 +9,13 @@ PROTOS := $(shell find proto -name '*.proto' | sort)
 GEN_DIRS := $(patsubst proto/%/,%,$(sort $(dir $(PROTOS))))
 DESCRIPTOR := deploy/envoy/clawgate.pb
 
-.PHONY: help venv system-deps proto proto-check lint test test-fast real-model up demo token clean
+.PHONY: help venv system-deps proto proto-check lint test test-fast real-model fuzz up demo token clean
 
 help:
 	@echo "make up      - set up and run the whole stack (Envoy on :8000)"
 	@echo "make demo    - same, with the built-in ollama stand-in"
 	@echo "make test    - set up and run lint, type checks and the test suite"
+	@echo "make fuzz    - long property-based fuzz run through the stack (FUZZ_EXAMPLES=5000)"
 	@echo "make proto   - regenerate Python code, the Envoy descriptor and the OpenAPI document"
 	@echo "make real-model - build llama-server + SmolLM2 once (~15 min) for tests/realmodel"
 
@@ -59,6 +60,11 @@ test-fast: venv
 # `make test` runs tests/realmodel against them when they are there, and skips them if not.
 real-model: venv
 	PYTHON=$(CURDIR)/$(PY) ./scripts/real-model.sh
+
+# The suite runs a short fuzz (tests/fuzz); this is the long one.
+FUZZ_EXAMPLES ?= 5000
+fuzz: system-deps venv
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/fuzz
 
 up: system-deps venv
 	$(VENV)/bin/clawgate onboard

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,10 +92,33 @@ class ProviderSpec:
 
 
 @dataclass(frozen=True)
+class EdgeLimits:
+    """What Envoy allows one client at the edge (README "Limits")."""
+
+    # Time to send the request headers once the first byte arrived (slowloris).
+    request_headers_timeout_s: float = 10.0
+    # Time to send a whole request, headers and body.
+    request_receive_timeout_s: float = 60.0
+    # A connection with no request in flight is closed after this.
+    idle_timeout_s: float = 60.0
+    # A request with no bytes in either direction is reset after this; it must exceed the
+    # first-token limit, during which a streaming answer sends nothing.
+    stream_idle_timeout_s: float = 600.0
+    # Open client connections, all clients together.
+    max_connections: int = 10000
+    # Request headers, all together, and how many (more: 431).
+    max_request_headers_kb: int = 32
+    max_headers_count: int = 100
+    # Requests in flight on one HTTP/2 connection.
+    max_concurrent_streams: int = 1000
+
+
+@dataclass(frozen=True)
 class GatewaySettings:
     host: str = "127.0.0.1"
     port: int = 8000
     admin_port: int = 9901
+    limits: EdgeLimits = field(default_factory=EdgeLimits)
 
 
 @dataclass(frozen=True)
@@ -250,9 +274,7 @@ def _isolate_tokens(value: Any) -> bool | None:
     """`auto` (default: isolate when more than one token exists), true or false."""
     if value is None or value == "auto":
         return None
-    if isinstance(value, bool):
-        return value
-    raise ConfigError(f"cache.isolateTokens must be auto, true or false, got {value!r}")
+    return _bool(value, "cache.isolateTokens")
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -291,11 +313,82 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _num(raw: Mapping[str, Any], key: str, default: float, where: str) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where}.{key} must be a number, got {value!r}")
+# --- typed values: every error names the setting (env variable or file key) -------------
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _bool(value: Any, name: str) -> bool:
+    """true/false/yes/no/on/off/1/0, as YAML values or (quoted) strings."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{name}: expected true or false, got {_shown(value)}")
+
+
+def _number(value: Any, name: str, what: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(f"{name}: expected {what}, got {_shown(value)}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ConfigError(f"{name}: expected {what}, got {_shown(value)}")
     return float(value)
+
+
+def _float(value: Any, name: str, low: float = 0.0, *, positive: bool = True) -> float:
+    what = "a number of seconds above 0" if positive else f"a number >= {low:g}"
+    number = _number(value, name, what)
+    if number < low or (positive and number <= 0) or number == float("inf"):
+        raise ConfigError(f"{name}: expected {what}, got {_shown(value)}")
+    return number
+
+
+def _int(value: Any, name: str, low: int, high: int | None = None, what: str = "") -> int:
+    what = what or (f"an integer {low}-{high}" if high is not None else f"an integer >= {low}")
+    number = _number(value, name, what)
+    if not number.is_integer() or number < low or (high is not None and number > high):
+        raise ConfigError(f"{name}: expected {what}, got {_shown(value)}")
+    return int(number)
+
+
+def _port(value: Any, name: str) -> int:
+    return _int(value, name, 1, 65535, "a port number 1-65535")
+
+
+def _section(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected an object, got {_shown(value)}")
+    return value
+
+
+def _pick(
+    env: Mapping[str, str],
+    env_name: str | None,
+    section: Mapping[str, Any],
+    key: str,
+    where: str,
+    default: Any,
+) -> tuple[Any, str]:
+    """The raw value (environment first, then file, then default) and its name."""
+    if env_name is not None and env_name in env:
+        return env[env_name], env_name
+    return section.get(key, default), f"{where}.{key}"
+
+
+def _num(raw: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    return _number(raw.get(key, default), f"{where}.{key}", "a number")
 
 
 def _parse_model(raw: Any, where: str) -> ModelSpec:
@@ -322,7 +415,7 @@ def _parse_model(raw: Any, where: str) -> ModelSpec:
     return ModelSpec(
         id=raw["id"],
         name=str(raw.get("name") or raw["id"]),
-        reasoning=bool(raw.get("reasoning", False)),
+        reasoning=_bool(raw.get("reasoning", False), f"{where}.reasoning"),
         input=tuple(inputs),
         context_window=context_window,
         max_tokens=max_tokens,
@@ -378,15 +471,14 @@ def parse_providers(raw: Any) -> tuple[ProviderSpec, ...]:
     return tuple(_parse_provider(pid, p) for pid, p in raw.items())
 
 
-def _env_bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
 def _providers_from_env(value: str) -> Any:
     """$CLAWGATE_PROVIDERS holds the providers JSON, or the path of a file with it."""
     text = value.strip()
     if not text.startswith("{"):
-        text = Path(text).read_text(encoding="utf-8")
+        try:
+            text = Path(text).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"CLAWGATE_PROVIDERS: cannot read {text!r}: {e.strerror}") from e
     try:
         return json.loads(text)
     except ValueError as e:
@@ -423,6 +515,32 @@ def _chat_limits(raw: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _edge_limits(gw: Mapping[str, Any]) -> EdgeLimits:
+    d = EdgeLimits()
+
+    def seconds(key: str, default: float) -> float:
+        return _float(gw.get(key, default), f"gateway.{key}")
+
+    def count(key: str, default: int, low: int = 1, high: int | None = None) -> int:
+        return _int(gw.get(key, default), f"gateway.{key}", low, high)
+
+    return EdgeLimits(
+        request_headers_timeout_s=seconds(
+            "requestHeadersTimeoutSeconds", d.request_headers_timeout_s
+        ),
+        request_receive_timeout_s=seconds(
+            "requestReceiveTimeoutSeconds", d.request_receive_timeout_s
+        ),
+        idle_timeout_s=seconds("idleTimeoutSeconds", d.idle_timeout_s),
+        stream_idle_timeout_s=seconds("streamIdleTimeoutSeconds", d.stream_idle_timeout_s),
+        max_connections=count("maxConnections", d.max_connections),
+        # Envoy accepts 1-8192 KiB; services accept what Envoy passes (common/server.py).
+        max_request_headers_kb=count("maxRequestHeadersKb", d.max_request_headers_kb, 1, 60),
+        max_headers_count=count("maxHeadersCount", d.max_headers_count),
+        max_concurrent_streams=count("maxConcurrentStreams", d.max_concurrent_streams),
+    )
+
+
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read the config file (if any), then apply environment overrides."""
     env = os.environ if env is None else env
@@ -440,40 +558,51 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
                 break
     data = _expand(data, env)
 
-    gw = data.get("gateway", {}) or {}
+    gw = _section(data, "gateway")
     gateway = GatewaySettings(
         host=str(env.get("CLAWGATE_HOST", gw.get("host", "127.0.0.1"))),
-        port=int(env.get("CLAWGATE_PORT", gw.get("port", 8000))),
-        admin_port=int(env.get("CLAWGATE_ADMIN_PORT", gw.get("adminPort", 9901))),
+        port=_port(*_pick(env, "CLAWGATE_PORT", gw, "port", "gateway", 8000)),
+        admin_port=_port(*_pick(env, "CLAWGATE_ADMIN_PORT", gw, "adminPort", "gateway", 9901)),
+        limits=_edge_limits(gw),
     )
-    sv = data.get("services", {}) or {}
+    sv = _section(data, "services")
     services = ServiceAddrs(
         {s.name: str(env.get(s.addr_env, sv.get(s.name, s.default_addr))) for s in SERVICES}
     )
-    cr = data.get("cache", {}) or {}
+    cr = _section(data, "cache")
     cache = CacheSettings(
-        enabled=_env_bool(env["CLAWGATE_CACHE_ENABLED"])
-        if "CLAWGATE_CACHE_ENABLED" in env
-        else bool(cr.get("enabled", True)),
-        ttl_seconds=int(env.get("CLAWGATE_CACHE_TTL", cr.get("ttlSeconds", 3600))),
+        enabled=_bool(*_pick(env, "CLAWGATE_CACHE_ENABLED", cr, "enabled", "cache", True)),
+        ttl_seconds=_int(*_pick(env, "CLAWGATE_CACHE_TTL", cr, "ttlSeconds", "cache", 3600), 1),
         namespace=str(env.get("CLAWGATE_CACHE_NAMESPACE", cr.get("namespace", "clawgate"))),
         isolate_tokens=_isolate_tokens(cr.get("isolateTokens")),
-        op_timeout_ms=int(cr.get("opTimeoutMs", 50)),
-        single_flight_wait_s=float(cr.get("singleFlightWaitSeconds", 30.0)),
+        op_timeout_ms=_int(*_pick(env, None, cr, "opTimeoutMs", "cache", 50), 1),
+        single_flight_wait_s=_float(
+            *_pick(env, None, cr, "singleFlightWaitSeconds", "cache", 30.0), positive=False
+        ),
     )
-    ch = data.get("chat", {}) or {}
+    ch = _section(data, "chat")
     chat = ChatSettings(
-        request_timeout_s=float(
-            env.get("CLAWGATE_REQUEST_TIMEOUT", ch.get("requestTimeoutSeconds", 300.0))
+        request_timeout_s=_float(
+            *_pick(env, "CLAWGATE_REQUEST_TIMEOUT", ch, "requestTimeoutSeconds", "chat", 300.0)
         ),
-        first_token_timeout_s=float(
-            env.get("CLAWGATE_FIRST_TOKEN_TIMEOUT", ch.get("firstTokenTimeoutSeconds", 120.0))
+        first_token_timeout_s=_float(
+            *_pick(
+                env, "CLAWGATE_FIRST_TOKEN_TIMEOUT", ch, "firstTokenTimeoutSeconds", "chat", 120.0
+            )
         ),
-        max_retries=int(ch.get("maxRetries", 2)),
-        retry_backoff_s=float(ch.get("retryBackoffSeconds", 0.5)),
-        connect_timeout_s=float(ch.get("connectTimeoutSeconds", 5.0)),
+        max_retries=_int(*_pick(env, None, ch, "maxRetries", "chat", 2), 0),
+        retry_backoff_s=_float(
+            *_pick(env, None, ch, "retryBackoffSeconds", "chat", 0.5), positive=False
+        ),
+        connect_timeout_s=_float(*_pick(env, None, ch, "connectTimeoutSeconds", "chat", 5.0)),
         **_chat_limits(ch),
     )
+    if gateway.limits.stream_idle_timeout_s <= chat.first_token_timeout_s:
+        raise ConfigError(
+            f"gateway.streamIdleTimeoutSeconds ({gateway.limits.stream_idle_timeout_s:g}) must "
+            f"exceed chat.firstTokenTimeoutSeconds ({chat.first_token_timeout_s:g}), or Envoy "
+            "cuts streams that wait for their first token"
+        )
     if "CLAWGATE_PROVIDERS" in env:
         providers_raw = _providers_from_env(env["CLAWGATE_PROVIDERS"])
     else:
@@ -501,3 +630,13 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
         log_level=env.get("CLAWGATE_LOG_LEVEL", data.get("logLevel", "info")),
         source=source,
     )
+
+
+def load_config_or_exit(path: str | None = None) -> Config:
+    """load_config for a process entry point: a bad setting ends the process with one
+    line naming it (exit code 2), not a traceback."""
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

@@ -73,6 +73,29 @@ _TYPE_BY_HTTP: dict[int, str] = {
 
 RETRYABLE_HTTP = frozenset({408, 429, 500, 502, 503, 504})
 
+# Error text travels three times in response headers (grpc-message, x-error-json, status
+# details). Envoy resets the whole HTTP/2 connection to a service, neighbours' streams
+# included, when response headers grow past its limit, so a client value must never make
+# them large: messages quote client values through `quote`, and these caps bound the rest.
+QUOTE_CHARS = 64
+MESSAGE_MAX_CHARS = 1024
+PARAM_MAX_CHARS = 128
+
+
+def clip(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with an ellipsis when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """A client value for an error message: quoted, and cut short (with its length) when
+    long, so a 70 KB bad value gives a short message."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) <= limit:
+        return f"'{text}'" if isinstance(value, str) else text
+    shown = f"'{text[:limit]}…'" if isinstance(value, str) else f"{text[:limit]}…"
+    return f"{shown} ({len(text)} characters)"
+
 
 class ApiError(Exception):
     """An error a client should see, with everything both protocols need."""
@@ -88,11 +111,12 @@ class ApiError(Exception):
         grpc_code: grpc.StatusCode | None = None,
         retry_after: float | None = None,
     ) -> None:
+        message = clip(message, MESSAGE_MAX_CHARS)
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type or _TYPE_BY_HTTP.get(status, "api_error")
-        self.param = param
+        self.param = None if param is None else clip(param, PARAM_MAX_CHARS)
         self.code = code
         self.grpc_code = grpc_code or _GRPC_BY_HTTP.get(status, grpc.StatusCode.UNKNOWN)
         self.retry_after = retry_after

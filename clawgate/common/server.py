@@ -16,6 +16,7 @@ import inspect
 import logging
 import os
 import pkgutil
+import re
 import signal
 import time
 import uuid
@@ -41,6 +42,7 @@ from clawgate.common.logging import request_id
 from clawgate.common.method_scopes import scope_for
 from clawgate.common.services import BY_NAME, SERVICES, grpc_service_names
 from clawgate.common.tokens import current_principal
+from clawgate.common.undecodable import UNDECODABLE, lenient, undecodable_error
 
 log = logging.getLogger("clawgate.server")
 
@@ -53,7 +55,15 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 32 * 1024 * 1024),
     ("grpc.max_send_message_length", 32 * 1024 * 1024),
     ("grpc.so_reuseport", 0),
+    # Accept every request Envoy lets through (gateway.maxRequestHeadersKb is at most 60 KB,
+    # plus Envoy's own headers); grpc's default (8-16 KB) answered bigger ones with an
+    # empty 429.
+    ("grpc.max_metadata_size", 96 * 1024),
+    ("grpc.absolute_max_metadata_size", 96 * 1024),
 ]
+
+
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 def metadata_value(context: Context, key: str) -> str | None:
@@ -100,20 +110,29 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             log.error("refusing a handler of unknown shape", extra={"method": method})
             inner, public = _refuse, True  # nothing of the method runs, so no token needed
         wrap = self._wrap_stream if shape[1] else self._wrap_unary
+        deserializer = handler.request_deserializer
+        if not shape[0]:  # undecodable bytes wait for the token check (see _enter)
+            deserializer = lenient(deserializer)
         return factory(  # type: ignore[no-any-return]
             wrap(method, public, inner),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
 
-    async def _enter(self, method: str, public: bool, context: Context) -> None:
-        rid = metadata_value(context, REQUEST_ID_KEY) or uuid.uuid4().hex
+    async def _enter(self, method: str, public: bool, context: Context, request: Any) -> None:
+        rid = metadata_value(context, REQUEST_ID_KEY) or ""
+        if not _REQUEST_ID.fullmatch(rid):  # it goes into every log line: keep it tidy
+            rid = uuid.uuid4().hex
         request_id.set(rid)
         current_principal.set(None)
         # gRPC callers get it back in the trailers (abort() adds it to error trailers too).
         context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
-        if public:
-            return
+        if not public:
+            await self._authenticate(method, context)
+        if request is UNDECODABLE:  # after the token check: 401 comes first
+            await abort(context, undecodable_error())
+
+    async def _authenticate(self, method: str, context: Context) -> None:
         metadata = [
             (k, v.decode() if isinstance(v, bytes) else v)
             for k, v in context.invocation_metadata() or ()
@@ -139,20 +158,12 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             await abort(context, permission_error(method, scope, result))
         current_principal.set(result)
 
-    def _wrap_bidi(self, method: str, inner: Behavior) -> Behavior:
-        async def behavior(requests: Any, context: Context) -> AsyncIterator[Any]:
-            await self._enter(method, False, context)
-            async for item in inner(requests, context):
-                yield item
-
-        return behavior
-
     def _wrap_unary(self, method: str, public: bool, inner: Behavior) -> Behavior:
         # `request` is the message, or the request iterator of a client-streaming call.
         async def behavior(request: Any, context: Context) -> Any:
             started = time.perf_counter()
             try:
-                await self._enter(method, public, context)
+                await self._enter(method, public, context, request)
                 return await inner(request, context)
             except ApiError as err:
                 await abort(context, err)
@@ -167,7 +178,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         async def behavior(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
             try:
-                await self._enter(method, public, context)
+                await self._enter(method, public, context, request)
                 result = inner(request, context)
                 if inspect.isasyncgen(result):
                     async for item in result:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from clawgate.common import services as registry
+from clawgate.common.config import EdgeLimits
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "envoy"
 DESCRIPTOR = DEPLOY_DIR / "clawgate.pb"
@@ -33,6 +34,8 @@ _T = "type.googleapis.com/"
 
 # (cluster, gRPC service) for every public service; routes match the gRPC path, which is
 # also what transcoded REST requests are rewritten to.
+DEFAULT_LIMITS = EdgeLimits()
+
 SERVICES: tuple[tuple[str, str], ...] = tuple(
     (s.name, svc) for s in registry.SERVICES for svc in s.grpc_services
 )
@@ -64,8 +67,16 @@ def _cluster(service: registry.ServiceDef, addr: str) -> dict[str, Any]:
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "common_http_protocol_options": {"max_response_headers_kb": 1024},
                 "explicit_http_config": (
-                    {"http2_protocol_options": {}} if grpc else {"http_protocol_options": {}}
+                    {"http2_protocol_options": {
+                        # A malformed or oversized reply resets only its own stream, never
+                        # the shared connection with every other client's live streams.
+                        "override_stream_error_on_invalid_http_message": True,
+                        "max_header_field_size_kb": 256,
+                    }}
+                    if grpc
+                    else {"http_protocol_options": {}}
                 ),
             }
         },
@@ -105,6 +116,20 @@ _REQ_WITHOUT_QUERY = {
 }
 
 
+def _rest_mapper(
+    filter_: dict[str, Any], status: str, message: str, type_: str, code: str
+) -> dict[str, Any]:
+    """A local-reply mapper for REST callers. `x-http-status` carries the status for the Lua
+    filter, which needs it when Envoy answered in gRPC's form (the request claimed to be
+    gRPC over HTTP/1, where gRPC cannot run)."""
+    return {
+        "filter": filter_,
+        "headers_to_add": [{"header": {"key": "x-http-status", "value": status},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "body_format_override": _error_body(message, type_, code),
+    }  # fmt: skip
+
+
 def _error_body(message: str, type_: str, code: str) -> dict[str, Any]:
     return {
         "json_format": {"error": {"message": message, "type": type_, "param": None, "code": code}},
@@ -114,8 +139,9 @@ def _error_body(message: str, type_: str, code: str) -> dict[str, Any]:
     }
 
 
-def _not_grpc_and_status(status: int) -> dict[str, Any]:
-    """Envoy's own reply with `status` to a REST caller (native gRPC keeps gRPC replies).
+def _not_grpc_and_status(status: int, op: str = "EQ") -> dict[str, Any]:
+    """Envoy's own reply with `status` (`op`: EQ, GE, LE) to a REST caller (native gRPC
+    keeps gRPC replies).
 
     The Lua filter marks native gRPC requests in dynamic metadata before the transcoder
     rewrites transcoded requests to look like gRPC.
@@ -123,8 +149,9 @@ def _not_grpc_and_status(status: int) -> dict[str, Any]:
     return {
         "and_filter": {
             "filters": [
-                {"status_code_filter": {"comparison": {"op": "EQ", "value": {
-                    "default_value": status, "runtime_key": f"clawgate.reply_{status}"}}}},
+                {"status_code_filter": {"comparison": {"op": op, "value": {
+                    "default_value": status,
+                    "runtime_key": f"clawgate.reply_{op.lower()}_{status}"}}}},
                 {"metadata_filter": {
                     "matcher": {"filter": "clawgate", "path": [{"key": "native_grpc"}],
                                 "value": {"bool_match": False}},
@@ -135,7 +162,12 @@ def _not_grpc_and_status(status: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _local_reply_config() -> dict[str, Any]:
+def _seconds(value: float) -> str:
+    """A protobuf Duration in YAML (never exponent notation, which Envoy rejects)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def _local_reply_config(limits: EdgeLimits) -> dict[str, Any]:
     mappers = [
         (400, "invalid request: %LOCAL_REPLY_BODY%", "invalid_request_error", "invalid_json"),
         (
@@ -158,15 +190,48 @@ def _local_reply_config() -> dict[str, Any]:
             "api_error",
             "service_unavailable",
         ),
+        (
+            408,
+            "the request was not received in time (%LOCAL_REPLY_BODY%); send it faster",
+            "invalid_request_error",
+            "request_timeout",
+        ),
+        (
+            431,
+            f"request headers too large or too many: the gateway accepts at most"
+            f" {limits.max_request_headers_kb} KB of headers and {limits.max_headers_count}"
+            " headers; send large values in the body",
+            "invalid_request_error",
+            "request_headers_too_large",
+        ),
         (504, "gateway timeout: %LOCAL_REPLY_BODY%", "api_error", "gateway_timeout"),
     ]
-    return {
-        "mappers": [
-            {"filter": _not_grpc_and_status(status),
-             "body_format_override": _error_body(message, type_, code)}
-            for status, message, type_, code in mappers
-        ]
-    }  # fmt: skip
+    exact = [
+        _rest_mapper(_not_grpc_and_status(status), str(status), message, type_, code)
+        for status, message, type_, code in mappers
+    ]
+    # What a client sent is never a server error: the codec's 501 (e.g. an unsupported
+    # Transfer-Encoding) is a 400.
+    unsupported = {
+        **_rest_mapper(
+            _not_grpc_and_status(501),
+            "400",
+            "the request uses an HTTP feature the gateway does not support"
+            " (%LOCAL_REPLY_BODY%), e.g. a Transfer-Encoding other than chunked",
+            "invalid_request_error",
+            "unsupported_http_feature",
+        ),
+        "status_code": 400,
+    }
+    # Any other reply of Envoy's own still gets OpenAI's shape.
+    others = [
+        _rest_mapper(_not_grpc_and_status(500, "GE"), "%RESPONSE_CODE%",
+                     "gateway error: %LOCAL_REPLY_BODY%", "api_error", "gateway_error"),
+        _rest_mapper(_not_grpc_and_status(400, "GE"), "%RESPONSE_CODE%",
+                     "invalid request: %LOCAL_REPLY_BODY%", "invalid_request_error",
+                     "invalid_request"),
+    ]  # fmt: skip
+    return {"mappers": [*exact, unsupported, *others]}
 
 
 def _client_address_header() -> dict[str, Any]:
@@ -226,6 +291,7 @@ def _openapi_route(openapi: Path) -> dict[str, Any]:
 
 def render(
     ports: EnvoyPorts,
+    limits: EdgeLimits = DEFAULT_LIMITS,
     descriptor: Path = DESCRIPTOR,
     lua: Path = LUA_FILTER,
     openapi: Path = OPENAPI,
@@ -266,7 +332,6 @@ def render(
         "stat_prefix": "clawgate",
         "codec_type": "AUTO",
         "server_name": "clawgate",
-        "stream_idle_timeout": "600s",
         # The client's own address (not a header it sent) for the failed-auth limit.
         "use_remote_address": True,
         # Request ids end to end: keep the client's x-request-id (else make one), pass it
@@ -275,6 +340,17 @@ def render(
         "preserve_external_request_id": True,
         "always_set_request_id_in_response": True,
         "access_log": [_access_log()],
+        # Edge limits (README "Limits"): slow or idle clients are closed, big headers get
+        # 431, so no client can hold connections or memory indefinitely.
+        "request_headers_timeout": _seconds(limits.request_headers_timeout_s),
+        "request_timeout": _seconds(limits.request_receive_timeout_s),
+        "stream_idle_timeout": _seconds(limits.stream_idle_timeout_s),
+        "max_request_headers_kb": limits.max_request_headers_kb,
+        "common_http_protocol_options": {
+            "idle_timeout": _seconds(limits.idle_timeout_s),
+            "max_headers_count": limits.max_headers_count,
+        },
+        "http2_protocol_options": {"max_concurrent_streams": limits.max_concurrent_streams},
         "route_config": {
             "name": "clawgate",
             # Envoy's default (4 KiB) is too small for the OpenAPI document.
@@ -282,7 +358,7 @@ def render(
             "virtual_hosts": [{"name": "clawgate", "domains": ["*"], "routes": routes}],
             "request_headers_to_add": [_client_address_header()],
         },
-        "local_reply_config": _local_reply_config(),
+        "local_reply_config": _local_reply_config(limits),
         "http_filters": [
             {
                 "name": "envoy.filters.http.lua",
@@ -317,7 +393,21 @@ def render(
     }
     return {
         "admin": {
-            "address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.admin_port}}
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": ports.admin_port}},
+            # The launcher's readiness checks must work even when clients use every slot.
+            "ignore_global_conn_limit": True,
+        },
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": _T + "envoy.extensions.resource_monitors."
+                        "downstream_connections.v3.DownstreamConnectionsConfig",
+                        "max_active_downstream_connections": limits.max_connections,
+                    },
+                }
+            ]
         },
         "static_resources": {
             "listeners": [

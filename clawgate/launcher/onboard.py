@@ -128,6 +128,7 @@ def plan_stack(config: Config, *, demo: bool) -> tuple[StackPlan, list[str]]:
         redis_port=own_redis,
         redis_url=redis_url,
         standins=standins,
+        edge_limits=config.gateway.limits,
     )
     return plan, notes
 

@@ -25,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clawgate.client.connection import write_url
 from clawgate.common.auth import ensure_token_file
+from clawgate.common.config import EdgeLimits
 from clawgate.common.services import BY_NAME, NAMES, SERVICES, Protocol, ServiceAddrs
 from clawgate.launcher import envoy_config
 from clawgate.launcher.processes import (
@@ -60,6 +61,7 @@ class StackPlan:
     standins: dict[str, StandinPlan] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
+    edge_limits: EdgeLimits = field(default_factory=EdgeLimits)
 
     @property
     def logs(self) -> Path:
@@ -197,7 +199,9 @@ class Stack:
             admin_port=self.plan.admin_port,
             services=self.plan.addrs,
         )
-        return envoy_config.write(self.plan.state_dir / "envoy.yaml", ports)
+        return envoy_config.write(
+            self.plan.state_dir / "envoy.yaml", ports, limits=self.plan.edge_limits
+        )
 
     def _ready_check(self, name: str) -> Any:
         if name == "redis":

@@ -10,7 +10,7 @@ from clawgate.agents.v1 import agent_service_pb2_grpc as pb_grpc
 from clawgate.common import logging
 from clawgate.common.auth import Authenticator
 from clawgate.common.auth_throttle import FailedAuthLimiter
-from clawgate.common.config import Config, load_config
+from clawgate.common.config import Config, load_config_or_exit
 from clawgate.common.server import serve
 from services.agents import store
 from services.agents.servicer import SERVICE_NAME, AgentServicer
@@ -36,6 +36,6 @@ async def run(config: Config) -> None:
 
 
 def main() -> None:
-    config = load_config()
+    config = load_config_or_exit()
     logging.setup("agents", config.log_level)
     asyncio.run(run(config))

@@ -14,7 +14,7 @@ import re
 from google.protobuf.message import Message
 
 from clawgate.agents.v1 import agent_service_pb2 as pb
-from clawgate.common.errors import invalid
+from clawgate.common.errors import invalid, quote
 from services.agents.validation import ALL_PATHS, CONFIG_FIELDS, CONFIG_PATHS, TOP_LEVEL_PATHS
 
 _NOT_SETTABLE = frozenset({"id", "created_at", "updated_at", "etag", "owner"})
@@ -36,13 +36,13 @@ def changed_paths(agent: pb.Agent, mask: list[str]) -> list[str]:
             paths.append(path)
         elif path in _NOT_SETTABLE:
             raise invalid(
-                f"update_mask names {path!r}, which cannot be updated"
+                f"update_mask names {quote(path)}, which cannot be updated"
                 + (" (send it as the If-Match header or agent.etag)" if path == "etag" else ""),
                 "update_mask",
             )
         else:
             raise invalid(
-                f"update_mask names unknown field {raw.strip()!r}; fields: "
+                f"update_mask names unknown field {quote(raw.strip())}; fields: "
                 f"{', '.join(sorted(ALL_PATHS))}, config, *",
                 "update_mask",
             )

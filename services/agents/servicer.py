@@ -18,7 +18,7 @@ from google.protobuf import empty_pb2
 
 from clawgate.agents.v1 import agent_service_pb2 as pb
 from clawgate.agents.v1 import agent_service_pb2_grpc as pb_grpc
-from clawgate.common.errors import ApiError, invalid, not_found
+from clawgate.common.errors import ApiError, invalid, not_found, quote
 from clawgate.common.server import Context, metadata_value
 from clawgate.common.tokens import Principal, current_principal
 from services.agents import masks, pagination
@@ -183,12 +183,12 @@ def _caller() -> Principal:
 
 
 def agent_not_found(id_or_name: str, param: str) -> ApiError:
-    return not_found(f"agent {id_or_name!r} not found", param, code="agent_not_found")
+    return not_found(f"agent {quote(id_or_name)} not found", param, code="agent_not_found")
 
 
 def name_taken(name: str) -> ApiError:
     return ApiError(
-        409, f"an agent named {name!r} already exists", param="name", code="agent_name_taken"
+        409, f"an agent named {quote(name)} already exists", param="name", code="agent_name_taken"
     )
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from clawgate.agents.v1 import agent_service_pb2 as pb
 from clawgate.common.config import Config
-from clawgate.common.errors import ApiError, invalid
+from clawgate.common.errors import ApiError, invalid, quote
 from services.agents.records import ID_PREFIX
 
 NAME_MAX = 64
@@ -139,7 +139,8 @@ def _check_model(model: str, catalog: ModelCatalog) -> None:
     if model not in catalog.max_tokens:
         raise ApiError(
             400,
-            f"model {model!r} is not a configured model; configured models: {catalog.describe()}",
+            f"model {quote(model)} is not a configured model; "
+            f"configured models: {catalog.describe()}",
             param="model",
             code="model_not_found",
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Sequence
 
@@ -27,6 +28,7 @@ LIST_PAGE_SIZE = 1000
 # Beyond this many cached names, expired entries are dropped (misses can be many).
 CACHE_SOFT_LIMIT = 4096
 _FORWARDED = frozenset({"authorization", "x-request-id"})
+_SENDABLE = re.compile(r"[\x20-\x7e]*")
 _RETRY_LATER = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -148,7 +150,11 @@ class AgentResolver:
 
 
 def _forwarded(metadata: Metadata) -> tuple[tuple[str, str], ...]:
-    return tuple((k.lower(), v) for k, v in metadata if k.lower() in _FORWARDED)
+    # Only values gRPC can send on: Envoy passes e.g. a tab in a client's x-request-id,
+    # which grpc refuses to send (found by the fuzzer: a 500).
+    return tuple(
+        (k.lower(), v) for k, v in metadata if k.lower() in _FORWARDED and _SENDABLE.fullmatch(v)
+    )
 
 
 def _caller(forwarded: Metadata) -> str:

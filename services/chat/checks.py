@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from typing import Any
 
-from clawgate.common.errors import ApiError, invalid
+from clawgate.common.errors import ApiError, invalid, quote
 
 
 def number(name: str, value: Any, low: float, high: float) -> float:
@@ -61,8 +60,7 @@ def not_one_of(name: str, value: Any, supported: Iterable[str]) -> ApiError:
     """400 for a value outside a closed set, listing the accepted ones."""
     choices = ", ".join(f"'{v}'" for v in supported)
     return invalid(
-        f"Invalid value for '{name}': {json.dumps(value, ensure_ascii=False)}. "
-        f"Supported values are: {choices}.",
+        f"Invalid value for '{name}': {quote(value)}. Supported values are: {choices}.",
         name,
     )
 

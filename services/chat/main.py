@@ -12,7 +12,7 @@ from clawgate.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from clawgate.common import logging as clawgate_logging
 from clawgate.common.auth import Authenticator
 from clawgate.common.auth_throttle import FailedAuthLimiter
-from clawgate.common.config import ChatSettings, Config, load_config
+from clawgate.common.config import ChatSettings, Config, load_config_or_exit
 from clawgate.common.redis_store import connect
 from clawgate.common.server import serve
 from clawgate.sessions.v1 import session_service_pb2_grpc as sessions_grpc
@@ -78,6 +78,6 @@ async def run(config: Config) -> None:
 
 
 def main() -> None:
-    config = load_config()
+    config = load_config_or_exit()
     clawgate_logging.setup("chat", config.log_level)
     asyncio.run(run(config))

@@ -19,7 +19,7 @@ import aiohttp
 from clawgate.agents.v1 import agent_service_pb2 as agents_pb
 from clawgate.chat.v1 import chat_service_pb2 as pb
 from clawgate.common.config import Config, ModelSpec, ProviderSpec
-from clawgate.common.errors import ApiError, not_found
+from clawgate.common.errors import ApiError, not_found, quote
 from services.chat.agent_resolver import AgentResolver
 from services.chat.agents import AGENT_PREFIX, agent_reference
 from services.chat.providers import adapter_for
@@ -65,14 +65,14 @@ class ModelCatalogue:
             agent = await self._resolver.resolve(reference, metadata) if self._resolver else None
             if agent is None:
                 raise not_found(
-                    f"The agent '{reference}' does not exist.", "model", "agent_not_found"
+                    f"The agent {quote(reference)} does not exist.", "model", "agent_not_found"
                 )
             return await self._describe_agent(agent)
         found = self._config.find_model(model_id)
         if not found:
             known = ", ".join(m.id for _, m in self._config.models()) or "(none)"
             raise not_found(
-                f"The model '{model_id}' does not exist on this gateway. Configured models: "
+                f"The model {quote(model_id)} does not exist on this gateway. Configured models: "
                 f"{known}.",
                 "model",
                 "model_not_found",

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 
 from clawgate.common.config import ChatSettings, Config, ModelSpec
-from clawgate.common.errors import ApiError, not_found
+from clawgate.common.errors import ApiError, not_found, quote
 from services.chat.accounting import cost_usd
 from services.chat.agent_resolver import AgentResolver
 from services.chat.agents import agent_reference, apply_agent
@@ -110,7 +110,8 @@ class Pipeline:
         agent = await self.resolver.resolve(reference, call.metadata) if reference else None
         if agent is None:
             raise not_found(
-                f"The agent '{reference}' does not exist. List agents with GET /api/v1/agents.",
+                f"The agent {quote(reference)} does not exist. "
+                "List agents with GET /api/v1/agents.",
                 "model",
                 "agent_not_found",
             )
@@ -127,11 +128,11 @@ class Pipeline:
         ]
         if not targets:
             known = ", ".join(m.id for _, m in self.config.models()) or "(none)"
-            missing = f"The model '{model_id}' does not exist on this gateway"
+            missing = f"The model {quote(model_id)} does not exist on this gateway"
             if via_agent:
                 missing = (
-                    f"The agent '{via_agent}' uses the model '{model_id}', which does not "
-                    "exist on this gateway"
+                    f"The agent {quote(via_agent)} uses the model {quote(model_id)}, "
+                    "which does not exist on this gateway"
                 )
             raise not_found(
                 f"{missing}. Configured models: {known}; agents are used as 'agent:<name>'.",

@@ -12,6 +12,7 @@ parameter. Unknown top-level fields are rejected (as OpenAI does) so typos surfa
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from clawgate.chat.v1 import chat_service_pb2 as pb
-from clawgate.common.errors import ApiError, invalid
+from clawgate.common.errors import ApiError, invalid, quote
 from services.chat.checks import boolean, integer, not_one_of, number, type_name, wrong_type
 from services.chat.messages import parse_messages
 
@@ -99,6 +100,50 @@ class ChatRequest:
         return model
 
 
+# Deeper JSON is refused (as the transcoder refuses it for typed bodies): nothing an OpenAI
+# client sends comes close, and deep values would exhaust recursion further on.
+MAX_JSON_DEPTH = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _bad_json(reason: str) -> ApiError:
+    return ApiError(
+        400,
+        f"We could not parse the JSON body of your request ({reason}). "
+        "The API expects a JSON object.",
+        code="invalid_json",
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:20]} is too large")
+    return value
+
+
+def _check_json_value(value: Any) -> None:
+    """Depth limit, and no lone surrogates (\\ud800): they cannot be encoded as UTF-8 to
+    forward the request or store its answer."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise _bad_json("a string contains a lone UTF-16 surrogate such as \\ud800")
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise _bad_json(f"values are nested more than {MAX_JSON_DEPTH} levels deep")
+        children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+
+
 def parse_json_body(data: bytes) -> dict[str, Any]:
     """The REST body as a JSON object, or a 400 in OpenAI's words."""
     if not data.strip():
@@ -109,18 +154,21 @@ def parse_json_body(data: bytes) -> dict[str, Any]:
             code="invalid_json",
         )
     try:
-        value = json.loads(data.decode("utf-8-sig"))  # a BOM from Windows tools is fine
+        # A BOM from Windows tools is fine; NaN, Infinity and 1e999 cannot be forwarded.
+        value = json.loads(
+            data.decode("utf-8-sig"),
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+        )
     except UnicodeDecodeError:
         raise ApiError(
             400, "The request body is not valid UTF-8 text.", code="invalid_json"
         ) from None
+    except RecursionError:
+        raise _bad_json(f"values are nested more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as exc:
-        raise ApiError(
-            400,
-            f"We could not parse the JSON body of your request ({exc}). "
-            "The API expects a JSON object.",
-            code="invalid_json",
-        ) from None
+        raise _bad_json(str(exc)) from None
+    _check_json_value(value)
     if not isinstance(value, dict):
         raise ApiError(
             400,
@@ -150,7 +198,7 @@ def parse_request(raw: Mapping[str, Any], *, stream: bool | None = None) -> Chat
             )
         if key not in _HANDLED and key not in _ACCEPTED_IGNORED:
             raise invalid(
-                f"Unrecognized request argument supplied: {key}", key, "unknown_parameter"
+                f"Unrecognized request argument supplied: {quote(key)}", key, "unknown_parameter"
             )
     model = raw.get("model")
     if model is None or model == "":

@@ -31,7 +31,7 @@ from google.protobuf.message import Message
 from clawgate.chat.v1 import chat_service_pb2 as pb
 from clawgate.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from clawgate.common.config import ChatSettings
-from clawgate.common.errors import ApiError, internal, invalid
+from clawgate.common.errors import ApiError, internal, invalid, quote
 from clawgate.common.tokens import current_principal
 from services.chat.cache import PromptCache
 from services.chat.cache_key import parse_cache_control
@@ -69,7 +69,7 @@ def call_options(context: Context, settings: ChatSettings) -> CallOptions:
         if not 0 < deadline <= 24 * 3600:
             raise invalid(
                 f"Invalid '{TIMEOUT_HEADER}' header: expected seconds between 0 and 86400, "
-                f"got {override!r}.",
+                f"got {quote(override)}.",
                 TIMEOUT_HEADER,
             )
     remaining = context.time_remaining()

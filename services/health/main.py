@@ -9,7 +9,7 @@ import grpc
 from clawgate.common import logging
 from clawgate.common.auth import Authenticator
 from clawgate.common.auth_throttle import FailedAuthLimiter
-from clawgate.common.config import load_config
+from clawgate.common.config import Config, load_config_or_exit
 from clawgate.common.server import serve
 from clawgate.common.services import BY_NAME
 from clawgate.health.v1 import health_service_pb2_grpc as pb_grpc
@@ -18,9 +18,7 @@ from services.health.servicer import HealthServicer
 SERVICE = "clawgate.health.v1.HealthService"
 
 
-async def run() -> None:
-    config = load_config()
-    logging.setup("health", config.log_level)
+async def run(config: Config) -> None:
     auth = Authenticator.from_env(extra=config.auth.tokens)
     servicer = HealthServicer(config, auth)
     servicer.start()
@@ -41,4 +39,6 @@ async def run() -> None:
 
 
 def main() -> None:
-    asyncio.run(run())
+    config = load_config_or_exit()
+    logging.setup("health", config.log_level)
+    asyncio.run(run(config))

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,84 @@ def test_bad_provider_config_says_what_to_fix(
     path.write_text(json.dumps({"providers": {"p": provider}}))
     with pytest.raises(ConfigError, match=message):
         load_config(str(path), env={})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("false", False), ("False", False), ("no", False), ("0", False), (False, False), (0, False),
+     ("true", True), ("yes", True), ("1", True), (True, True), ("on", True)],
+)  # fmt: skip
+def test_booleans_read_quoted_words_as_written(tmp_path: Path, raw: object, expected: bool) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"cache": {"enabled": raw, "isolateTokens": raw}}))
+    config = load_config(str(path), env={})
+    assert config.cache.enabled is expected
+    assert config.cache.isolate_tokens is expected
+    env_config = load_config(str(path), env={"CLAWGATE_CACHE_ENABLED": str(raw).lower()})
+    assert env_config.cache.enabled is expected
+
+
+def test_a_model_marked_reasoning_false_in_quotes_is_not_reasoning(tmp_path: Path) -> None:
+    provider = json.loads(json.dumps(R6["my-ollama"]))
+    provider["models"][0]["reasoning"] = "false"
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"providers": {"p": provider}}))
+    assert load_config(str(path), env={}).providers[0].models[0].reasoning is False
+
+
+@pytest.mark.parametrize(
+    ("env", "file", "message"),
+    [
+        ({"CLAWGATE_PORT": "abc"}, {},
+         "CLAWGATE_PORT: expected a port number 1-65535, got 'abc'"),
+        ({"CLAWGATE_PORT": "70000"}, {}, "CLAWGATE_PORT: expected a port number 1-65535"),
+        ({"CLAWGATE_CACHE_ENABLED": "maybe"}, {},
+         "CLAWGATE_CACHE_ENABLED: expected true or false, got 'maybe'"),
+        ({"CLAWGATE_CACHE_TTL": "1h"}, {}, "CLAWGATE_CACHE_TTL: expected an integer >= 1"),
+        ({"CLAWGATE_REQUEST_TIMEOUT": "-5"}, {}, "CLAWGATE_REQUEST_TIMEOUT: expected a number"),
+        ({}, {"gateway": {"adminPort": "x"}}, "gateway.adminPort: expected a port number"),
+        ({}, {"cache": {"isolateTokens": "sometimes"}}, "cache.isolateTokens: expected true"),
+        ({}, {"chat": {"maxRetries": 1.5}}, "chat.maxRetries: expected an integer >= 0"),
+        ({}, {"gateway": {"maxConnections": 0}}, "gateway.maxConnections: expected an integer"),
+        ({}, {"gateway": "8000"}, "gateway: expected an object"),
+        ({}, {"gateway": {"streamIdleTimeoutSeconds": 60},
+              "chat": {"firstTokenTimeoutSeconds": 120}}, "must exceed chat.firstToken"),
+        ({"CLAWGATE_PROVIDERS": "/no/such/file.json"}, {}, "CLAWGATE_PROVIDERS: cannot read"),
+    ],
+)  # fmt: skip
+def test_bad_values_name_the_setting(
+    tmp_path: Path, env: dict[str, str], file: dict[str, object], message: str
+) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(file))
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), env=env)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_edge_limits_come_from_the_gateway_section(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("gateway: {requestHeadersTimeoutSeconds: 2.5, maxConnections: '500'}\n")
+    limits = load_config(str(path), env={}).gateway.limits
+    assert (limits.request_headers_timeout_s, limits.max_connections) == (2.5, 500)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["-m", "services.chat"], ["-m", "services.agents"], ["-m", "services.health"],
+     ["-m", "clawgate.cli", "onboard"]],
+    ids=["chat", "agents", "health", "onboard"],
+)  # fmt: skip
+def test_processes_stop_with_one_line_on_a_bad_setting(tmp_path: Path, argv: list[str]) -> None:
+    env = {**os.environ, "CLAWGATE_PORT": "abc", "CLAWGATE_STATE_DIR": str(tmp_path)}
+    env.pop("CLAWGATE_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, *argv], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        "config error: CLAWGATE_PORT: expected a port number 1-65535, got 'abc'"
+    ), done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

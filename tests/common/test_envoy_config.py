@@ -3,7 +3,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from clawgate.common.services import SERVICES
+from clawgate.common.config import ChatSettings, EdgeLimits
+from clawgate.common.services import SERVICES, Protocol
 from clawgate.launcher import envoy_config
 from clawgate.launcher.stack import envoy_binary
 
@@ -54,7 +55,7 @@ def test_http_services_get_path_routes_and_an_http_health_check() -> None:
     config = envoy_config.render(_ports())
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
     routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
-    web = {str(r["match"]): r["route"]["cluster"] for r in routes if r["route"]["cluster"] == "web"}
+    web = {str(r["match"]) for r in routes if r.get("route", {}).get("cluster") == "web"}
     assert set(web) == {str({"path": p}) for p in ("/", "/chat", "/agents", "/status")} | {
         str({"prefix": "/console/"})
     }  # "/" is exact: /api/v1/<unknown> stays Envoy's 404
@@ -62,3 +63,28 @@ def test_http_services_get_path_routes_and_an_http_health_check() -> None:
     assert cluster["health_checks"][0]["http_health_check"] == {"path": "/healthz"}
     options = cluster["typed_extension_protocol_options"]
     assert "http_protocol_options" in next(iter(options.values()))["explicit_http_config"]
+
+
+def test_edge_limits_are_rendered_from_the_settings() -> None:
+    limits = EdgeLimits(
+        request_headers_timeout_s=2.5, max_connections=77, max_request_headers_kb=20
+    )
+    config = envoy_config.render(_ports(), limits)
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    typed = hcm["typed_config"]
+    assert typed["request_headers_timeout"] == "2.5s"
+    assert typed["max_request_headers_kb"] == 20
+    assert typed["common_http_protocol_options"]["idle_timeout"] == "60s"
+    (monitor,) = config["overload_manager"]["resource_monitors"]
+    assert monitor["typed_config"]["max_active_downstream_connections"] == 77
+    assert config["admin"]["ignore_global_conn_limit"] is True
+    # Streams wait silently for their first token: the idle limit must outlast it.
+    assert float(typed["stream_idle_timeout"].rstrip("s")) > ChatSettings().first_token_timeout_s
+    grpc_clusters = {s.name for s in SERVICES if s.protocol is Protocol.GRPC}
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] not in grpc_clusters:
+            continue
+        options = cluster["typed_extension_protocol_options"]
+        h2 = next(iter(options.values()))["explicit_http_config"]["http2_protocol_options"]
+        # A bad reply resets its own stream, not the connection other streams share.
+        assert h2["override_stream_error_on_invalid_http_message"] is True
