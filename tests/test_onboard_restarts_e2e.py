@@ -122,10 +122,15 @@ def test_a_crash_looping_chat_is_left_down_while_the_rest_serves(onboarded: Onbo
     created = requests.post(agents_url, headers=run.headers, json=agent, timeout=10)
     assert created.status_code == 200, created.text
     assert requests.get(run.base + "/api/v1/agents", headers=run.headers, timeout=10).ok
-    health = requests.get(run.base + "/api/v1/health", headers=run.headers, timeout=10)
-    assert health.status_code == 503, health.text
-    chat = next(c for c in health.json()["components"] if c["name"] == "chat")
-    assert chat["status"] == "down" and "left down" in chat["detail"], chat
+
+    def health_says_left_down() -> bool:  # health checks in the background, every second
+        report = requests.get(run.base + "/api/v1/health", headers=run.headers, timeout=10)
+        chat = next(c for c in report.json()["components"] if c["name"] == "chat")
+        return (
+            report.status_code == 503 and chat["status"] == "down" and "left down" in chat["detail"]
+        )
+
+    wait_for("health to report chat left down", health_says_left_down)
     models = requests.get(run.base + "/api/v1/models", headers=run.headers, timeout=10)
     assert models.status_code == 503, models.text
 

@@ -77,6 +77,7 @@ class ServiceDef:
         return tuple(dict.fromkeys("/".join(s.split(".")[:3]) for s in self.grpc_services).keys())
 
 
+# Started in this order; health last, so its first round of checks finds the others up.
 SERVICES: tuple[ServiceDef, ...] = (
     # Chat also keeps conversations (sessions): the console and API clients share them.
     ServiceDef(
@@ -86,6 +87,14 @@ SERVICES: tuple[ServiceDef, ...] = (
         critical=True,
     ),
     ServiceDef("agents", ("clawgate.agents.v1.AgentService",), 50052),
+    # The web console's pages and static assets; it calls the REST API like any client.
+    ServiceDef(
+        "web",
+        (),
+        50054,
+        protocol=Protocol.HTTP,
+        http_routes=("/", "/chat", "/agents", "/status", "/console/*"),
+    ),
     ServiceDef(
         "health",
         ("clawgate.health.v1.HealthService",),
@@ -97,14 +106,6 @@ SERVICES: tuple[ServiceDef, ...] = (
             for m in ("GetHealth", "CheckLiveness", "CheckReadiness")
         ),
         reflects_all=True,
-    ),
-    # The web console's pages and static assets; it calls the REST API like any client.
-    ServiceDef(
-        "web",
-        (),
-        50054,
-        protocol=Protocol.HTTP,
-        http_routes=("/", "/chat", "/agents", "/status", "/console/*"),
     ),
 )
 

@@ -99,7 +99,7 @@ class Binding:
     def path(self) -> str:
         """The OpenAPI path: `/api/v1/models/{model}`, `/api/v1/agents/{id}` for
         `{agent.id}` (one name per path position, whichever method binds it)."""
-        return _PARAM.sub(lambda m: "{" + param_name(m.group(1)) + "}", self.template)
+        return _PARAM.sub(_path_segment, self.template)
 
     @property
     def path_fields(self) -> list[str]:
@@ -109,6 +109,15 @@ class Binding:
     def multi_segment(self) -> set[str]:
         """Path fields bound with `=**`, whose values may contain `/`."""
         return set(re.findall(r"\{([^}=]+)=\*\*\}", self.template))
+
+
+def _path_segment(match: re.Match[str]) -> str:
+    """`{model=**}` → `{model}`; `{name=sessions/*}` (AIP resource name) → `sessions/{name}`:
+    the literal part stays in the path, the parameter is the last segment."""
+    name = "{" + param_name(match.group(1)) + "}"
+    pattern = match.group(0)[len(match.group(1)) + 1 : -1].lstrip("=")
+    literal = pattern.rpartition("/")[0] if "/" in pattern else ""
+    return f"{literal}/{name}" if literal else name
 
 
 def param_name(field_path: str) -> str:

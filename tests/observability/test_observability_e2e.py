@@ -172,6 +172,8 @@ def probe(stack: Stack, path: str) -> requests.Response:
 
 
 def test_healthz_and_readyz_when_all_is_up(stack: Stack) -> None:
+    # Right after start the background checks may not have seen every process up yet.
+    wait_until(lambda: all(probe(stack, p).status_code == 200 for p in ("/healthz", "/readyz")))
     for path in ("/healthz", "/readyz"):
         reply = probe(stack, path)
         assert reply.status_code == 200, reply.text
