@@ -41,6 +41,7 @@ from redis.exceptions import RedisError
 
 from clawgate.common.config import CacheSettings
 from clawgate.common.errors import ApiError
+from clawgate.common.loop_lag import LoopLag
 
 from .cache_key import entry_key, entry_prefix, glob_escape, is_entry_key, request_digest
 from .cache_metrics import REDIS_ERRORS, REDIS_SECONDS
@@ -55,6 +56,8 @@ T = TypeVar("T")
 COMPLETE_FINISH_REASONS = frozenset({"stop", "length", "tool_calls"})
 # After Redis failed, skip it for this long before one request probes it again.
 RETRY_INTERVAL_S = 1.0
+# Most a Redis operation may wait beyond its op timeout because the event loop was busy.
+MAX_LAG_EXTENSION_S = 1.0
 # At most one "Redis unavailable" warning per this many seconds.
 WARN_INTERVAL_S = 10.0
 # Cross-process waiters re-check the entry this often; faster while the pub/sub
@@ -182,6 +185,7 @@ class PromptCache:
         self._entries = 0
         self._entries_at = -ENTRIES_REFRESH_S
         self._background: set[asyncio.Task[Any]] = set()
+        self._lag = LoopLag()
 
     @classmethod
     def from_url(
@@ -328,6 +332,7 @@ class PromptCache:
 
     async def close(self) -> None:
         """Stop the subscription, let pending stores finish (briefly), close owned client."""
+        await self._lag.close()
         await self._notifier.close()
         pending = list(self._background)
         if pending:
@@ -518,15 +523,36 @@ class PromptCache:
 
     # -- internals: Redis health ---------------------------------------------------------
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run one Redis operation under the op timeout; failures become _RedisTrouble."""
+        """Run one Redis operation under the op timeout; failures become _RedisTrouble.
+
+        The op timeout is meant for Redis, not for this process: when the event loop
+        itself is late (a busy process), the budget grows by the loop's recent lag, and a
+        timeout is blamed on Redis only if the loop kept up meanwhile. Otherwise a busy
+        gateway would switch its cache off exactly when it is needed (BYPASS under load).
+        """
+        self._lag.ensure_running()
         started = time.perf_counter()
+        task = asyncio.ensure_future(operation())
         try:
-            async with asyncio.timeout(self._op_timeout):
-                result = await operation()
+            try:
+                budget = self._op_timeout + 2 * self._lag.recent()
+                result = await asyncio.wait_for(asyncio.shield(task), budget)
+            except TimeoutError:
+                await asyncio.sleep(0)  # a reply read in this same loop turn still counts
+                lag = self._lag.recent()
+                if not task.done() and lag < self._op_timeout / 2:
+                    raise  # the loop kept up: Redis is slow or gone
+                # The loop was the slow one: give the same operation the lag once more.
+                extra = min(max(2 * lag, self._op_timeout), MAX_LAG_EXTENSION_S)
+                result = await asyncio.wait_for(task, extra)
         except (RedisError, OSError, TimeoutError) as exc:
+            task.cancel()
             REDIS_ERRORS.inc()
             self._redis_failed(exc)
             raise _RedisTrouble from exc
+        except BaseException:
+            task.cancel()
+            raise
         finally:
             REDIS_SECONDS.observe(time.perf_counter() - started)
         self._redis_recovered()
