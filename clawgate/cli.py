@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run the built-in ollama stand-in instead of a real ollama",
     )
     sub.add_parser("token", help="print the gateway token")
+    sub.add_parser("token-id", help="print the id of the token read from stdin (for plugins)")
     envoy = sub.add_parser("envoy-config", help="print Envoy's config for docker-compose")
     envoy.add_argument("--descriptor", default="/etc/envoy/clawgate.pb")
     envoy.add_argument("--lua", default="/etc/envoy/openai_errors.lua")
@@ -31,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         return onboard.onboard(demo=args.demo, config_path=args.config)
     if args.command == "token":
         return onboard.print_token(args.config)
+    if args.command == "token-id":  # the id plugins (model-allowlist) and logs use
+        from clawgate.common.auth import Authenticator
+
+        print(Authenticator(()).token_id(sys.stdin.readline().strip()))
+        return 0
     from clawgate.common.services import SERVICES
     from clawgate.launcher import envoy_config
 

@@ -14,6 +14,7 @@ from clawgate.common.config import ChatSettings, Config, load_config
 from clawgate.common.server import serve
 from services.chat.agent_resolver import AgentResolver
 from services.chat.cache import PromptCache
+from services.chat.extensions import Extensions
 from services.chat.models import ModelCatalogue
 from services.chat.pipeline import Pipeline
 from services.chat.servicer import SERVICE_NAME, ChatServicer
@@ -37,15 +38,17 @@ async def run(config: Config) -> None:
     session = upstream_session(config.chat)
     cache = PromptCache.from_url(config.redis_url, config.cache)
     resolver = AgentResolver(config.services.agents)
-    pipeline = Pipeline(config, session, cache=cache, resolver=resolver)
+    extensions = Extensions.from_config(config, session)  # plugins & tools hook
+    pipeline = Pipeline(config, session, cache=cache, resolver=resolver, extensions=extensions)
     catalogue = ModelCatalogue(config, session, resolver)
-    servicer = ChatServicer(pipeline, catalogue, cache)
+    servicer = ChatServicer(pipeline, catalogue, cache, extensions)
 
     def register(server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_ChatServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 
     async def close() -> None:
+        await extensions.close()
         await catalogue.close()
         await resolver.close()
         await cache.close()

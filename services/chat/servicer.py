@@ -30,10 +30,12 @@ from clawgate.common.config import ChatSettings
 from clawgate.common.errors import ApiError, internal, invalid
 from services.chat.cache import PromptCache
 from services.chat.cache_key import parse_cache_control
+from services.chat.extensions import Extensions, chunk_hook  # plugins & tools hook
 from services.chat.models import ModelCatalogue
 from services.chat.openai_format import DONE_FRAME, ChunkEncoder, dumps, error_frame, sse_frame
 from services.chat.pipeline import CallOptions, Exchange, Pipeline
 from services.chat.request import params_to_dict, parse_json_body
+from services.chat.tools.loop import encode  # plugins & tools hook
 
 log = logging.getLogger("clawgate.chat")
 
@@ -83,10 +85,12 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         pipeline: Pipeline,
         catalogue: ModelCatalogue,
         cache: PromptCache | None = None,
+        extensions: Extensions | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._catalogue = catalogue
         self._cache = cache
+        self._extensions = extensions  # plugins & tools hook
 
     # -- chat --------------------------------------------------------------------------
     # Streaming methods use context.write() rather than a response generator (see module
@@ -162,6 +166,14 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             return pb.PurgeCacheResponse(deleted=0)
         return pb.PurgeCacheResponse(deleted=await self._cache.purge(request.model or None))
 
+    # -- tools (plugins & tools hook) --------------------------------------------------
+    async def ListTools(
+        self, request: pb.ListToolsRequest, context: Context
+    ) -> pb.ListToolsResponse:
+        if self._extensions is None:
+            return pb.ListToolsResponse(object="list")
+        return await self._extensions.list_tools()
+
 
 async def _render_chunks(
     exchange: Exchange,
@@ -186,12 +198,12 @@ async def _render_chunks(
             if not started:
                 await _send_headers(context, exchange)
                 started = True
-            await write(chunk)
+            await write(await chunk_hook(exchange, chunk))  # plugins & tools hook: on_chunk
 
     try:
         async with aclosing(exchange.deltas()) as deltas:
             async for delta in deltas:
-                await emit(encoder.encode(delta))
+                await emit(encode(encoder, delta))  # plugins & tools hook: tool steps
         await emit(encoder.end())
         return True
     except Exception as exc:
