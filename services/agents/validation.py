@@ -40,7 +40,8 @@ CONFIG_FIELDS: tuple[ConfigField, ...] = (
 CONFIG_PATHS = (*(f"config.{f}" for f in CONFIG_FIELDS), "config.stop")
 TopLevelField = Literal["name", "description", "model", "system_prompt"]
 TOP_LEVEL_PATHS: tuple[TopLevelField, ...] = ("name", "description", "model", "system_prompt")
-ALL_PATHS = frozenset((*TOP_LEVEL_PATHS, *CONFIG_PATHS))
+TOOLS_PATH = "tools"  # repeated: present when non-empty, like config.stop
+ALL_PATHS = frozenset((*TOP_LEVEL_PATHS, *CONFIG_PATHS, TOOLS_PATH))
 
 _RANGES: dict[ConfigField, tuple[float, float]] = {
     "temperature": (0.0, 2.0),

@@ -122,4 +122,3 @@ async def chunk_hook(exchange: Exchange, chunk: dict[str, Any]) -> dict[str, Any
     if isinstance(exchange, ExtendedExchange):
         return await exchange.on_chunk(chunk)
     return chunk
-

@@ -233,4 +233,3 @@ def _failed(p: LoadedPlugin, hook: str, why: str) -> ApiError:
         "The chat service log has the details; the operator can fix or disable the plugin.",
         code="plugin_failed",
     )
-
