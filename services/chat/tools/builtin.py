@@ -106,6 +106,7 @@ def builtin_tools(settings: ToolSettings, session: aiohttp.ClientSession) -> lis
                             "description": "IANA time zone, e.g. 'Europe/Paris'; default UTC",
                         }
                     },
+                    "required": [],
                     "additionalProperties": False,
                 },
                 handler=current_time,

@@ -64,4 +64,18 @@ class Tools(Plugin):
                 raise ToolError("nothing to shout")
             return text.upper() + "!"
 
-        return [shout]
+        async def repeat(arguments: dict[str, Any]) -> str:
+            return "ran " * arguments["times"]
+
+        # Hand-written schema that models (and the stand-in) easily violate.
+        strict = Tool(
+            name="repeat",
+            description="Repeat a word many times.",
+            parameters={
+                "type": "object",
+                "properties": {"times": {"type": "integer", "minimum": 100}},
+                "required": ["times"],
+            },
+            handler=repeat,
+        )
+        return [shout, strict]
