@@ -71,7 +71,7 @@ def test_create_with_the_seed_body_as_written(api: Api) -> None:
     agent = reply.json()
     assert set(agent) == {
         "id", "name", "description", "model", "system_prompt", "config",
-        "created_at", "updated_at", "etag",
+        "created_at", "updated_at", "etag", "tools",
     }  # fmt: skip
     assert agent["id"].startswith("agt_")
     assert agent["description"] == SEED["description"]

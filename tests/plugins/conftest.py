@@ -91,7 +91,7 @@ def plugin_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginSta
                 "notes": {
                     "command": [sys.executable, str(Path(__file__).parent / "mcp_server.py")],
                     "timeoutSeconds": 20,
-                    "allow": ["word_length"],
+                    "allow": ["word_length", "crash"],
                 }
             },
         }

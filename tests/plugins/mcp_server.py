@@ -3,6 +3,8 @@ starts it (mcpServers.notes.command) and offers its allowed tools to agents."""
 
 from __future__ import annotations
 
+import os
+
 from mcp.server.fastmcp import FastMCP
 
 server = FastMCP("notes")
@@ -12,6 +14,12 @@ server = FastMCP("notes")
 def word_length(word: str) -> str:
     """Count the letters of a word."""
     return f"{word} has {len(word)} letters"
+
+
+@server.tool()
+def crash() -> str:
+    """Exit the server process at once (the gateway must start it again)."""
+    os._exit(3)
 
 
 @server.tool()

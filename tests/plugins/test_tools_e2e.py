@@ -57,7 +57,8 @@ def test_tools_are_listed_with_their_schemas(env: PluginStack) -> None:
         "shout",
         "repeat",
         "audit_count",
-        "notes__word_length",  # the MCP server's allowed tool; `secret` is not allowed
+        "notes__word_length",  # the MCP server's allowed tools; `secret` is not allowed
+        "notes__crash",
     }
     assert tools["shout"]["source"] == "plugin:test-tools"
     assert tools["shout"]["parameters"]["required"] == ["text"]
@@ -118,6 +119,25 @@ def test_agent_uses_a_builtin_and_a_plugin_tool_with_steps_in_the_stream(
     assert all(c["model"] == model for c in chunks)
 
 
+def test_typed_grpc_stream_carries_the_steps(env: PluginStack) -> None:
+    model = agent_model(env, ["shout"])
+    params = chat_pb.ChatCompletionParams(model=model)
+    message = params.messages.add(role="user")
+    message.content.string_value = f"shout the word Grpc ({uuid.uuid4().hex[:6]})"
+    with grpc.insecure_channel(env.stack.grpc_target) as channel:
+        chunks = list(
+            chat_grpc.ChatServiceStub(channel).StreamChatCompletion(
+                chat_pb.StreamChatCompletionRequest(params=params),
+                metadata=[("authorization", f"Bearer {env.stack.token}")],
+                timeout=30,
+            )
+        )
+    steps = [c.clawgate_step for c in chunks if c.HasField("clawgate_step")]
+    assert [(s.type, s.name) for s in steps] == [("tool_call", "shout"), ("tool_result", "shout")]
+    assert steps[1].result == "GRPC!" and not steps[1].error
+    assert "GRPC!" in "".join(c.choices[0].delta.content for c in chunks if c.choices)
+
+
 def test_plain_openai_client_gets_the_final_answer(env: PluginStack) -> None:
     model = agent_model(env, ["current_time", "shout"])
     client = openai.OpenAI(base_url=env.url, api_key=env.stack.token)
@@ -152,6 +172,17 @@ def test_agent_uses_a_tool_of_an_mcp_stdio_server(env: PluginStack) -> None:
         "error": False,
     }
     assert "Ocean has 5 letters" in answer["choices"][0]["message"]["content"]
+
+
+def test_a_crashed_mcp_server_is_started_again(env: PluginStack) -> None:
+    model = agent_model(env, ["notes__crash", "notes__word_length"])
+    crashed = env.chat(ask(model, f"Use notes__crash now ({uuid.uuid4().hex[:6]})"))
+    assert crashed.status_code == 200, crashed.text
+    result = crashed.json()["clawgate_steps"][1]
+    assert result["error"] is True and "notes" in result["result"]
+    reply = env.chat(ask(model, f"Use notes__word_length on Phoenix ({uuid.uuid4().hex[:6]})"))
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["clawgate_steps"][1]["result"] == "Phoenix has 7 letters"
 
 
 def test_tool_errors_go_back_to_the_model(env: PluginStack) -> None:

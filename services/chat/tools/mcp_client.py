@@ -68,7 +68,10 @@ class McpServer:
         )
 
     async def call(self, name: str, arguments: dict[str, Any]) -> str:
-        session = await self._connected()
+        try:
+            session = await self._connected()
+        except McpUnavailable as exc:
+            raise ToolError(str(exc)) from None
         timeout = dt.timedelta(seconds=self.spec.timeout_s)
         try:
             async with asyncio.timeout(self.spec.timeout_s + 1):
@@ -78,8 +81,11 @@ class McpServer:
                 f"the MCP server {self.spec.name!r} did not answer within {self.spec.timeout_s:g}s"
             ) from None
         except Exception as exc:
-            if self._runner is None or self._runner.done():  # the connection died
-                self._forget()
+            # Most likely the server died (a stdio process that exited keeps no error
+            # state we could poll): drop the connection, the next call starts it again.
+            async with self._lock:
+                if self._session is session:
+                    await self._halt()
             raise ToolError(f"the MCP server {self.spec.name!r} failed: {exc}") from None
         text = _result_text(result.content, result.structuredContent)
         if result.isError:
