@@ -6,6 +6,7 @@ MCP stdio server."""
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -50,10 +51,14 @@ class PluginStack:
 
 
 def install_plugins(target: Path) -> None:
-    """What a user does: pip-install the plugin packages (here into one directory)."""
+    """What a user does: pip-install the plugin packages (here into one directory). From
+    copies, so the build leaves nothing in the source tree."""
+    sources = target.parent / "plugin-sources"
+    for package in PACKAGES:
+        shutil.copytree(package, sources / package.name, ignore=shutil.ignore_patterns("build"))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), *map(str, PACKAGES)],
+         "--no-index", "--target", str(target), *(str(sources / p.name) for p in PACKAGES)],
         check=True,
         capture_output=True,
     )  # fmt: skip

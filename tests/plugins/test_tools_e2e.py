@@ -66,7 +66,7 @@ def test_tools_are_listed_with_their_schemas(env: PluginStack) -> None:
     assert tools["notes__word_length"]["parameters"]["properties"]["word"]["type"] == "string"
     with grpc.insecure_channel(env.stack.grpc_target) as channel:
         listed = chat_grpc.ChatServiceStub(channel).ListTools(
-            chat_pb.ListToolsRequest(), metadata=[("authorization", f"Bearer {env.stack.token}")]
+            chat_pb.ListToolsRequest(), metadata=(("authorization", f"Bearer {env.stack.token}"),)
         )
     assert {t.name for t in listed.data} == set(tools)
 
@@ -128,7 +128,7 @@ def test_typed_grpc_stream_carries_the_steps(env: PluginStack) -> None:
         chunks = list(
             chat_grpc.ChatServiceStub(channel).StreamChatCompletion(
                 chat_pb.StreamChatCompletionRequest(params=params),
-                metadata=[("authorization", f"Bearer {env.stack.token}")],
+                metadata=(("authorization", f"Bearer {env.stack.token}"),),
                 timeout=30,
             )
         )

@@ -65,7 +65,7 @@ class Tools(Plugin):
             return text.upper() + "!"
 
         async def repeat(arguments: dict[str, Any]) -> str:
-            return "ran " * arguments["times"]
+            return "ran " * int(arguments["times"])
 
         # Hand-written schema that models (and the stand-in) easily violate.
         strict = Tool(
