@@ -195,10 +195,11 @@ async def _render_chunks(
     async def emit(chunks: list[dict[str, Any]]) -> None:
         nonlocal started
         for chunk in chunks:
+            chunk = await chunk_hook(exchange, chunk)  # plugins & tools hook: on_chunk
             if not started:
                 await _send_headers(context, exchange)
                 started = True
-            await write(await chunk_hook(exchange, chunk))  # plugins & tools hook: on_chunk
+            await write(chunk)
 
     try:
         async with aclosing(exchange.deltas()) as deltas:
