@@ -17,6 +17,7 @@ from services.chat.tools.builtin import http_fetch_tool
 @pytest.fixture
 async def site() -> AsyncIterator[str]:
     release = asyncio.Event()  # holds /slow until the test is over
+
     async def big(request: web.Request) -> web.Response:
         return web.Response(text="x" * 5000)
 

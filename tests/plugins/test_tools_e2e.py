@@ -221,3 +221,22 @@ def test_client_defined_tools_are_returned_to_the_client(env: PluginStack) -> No
     assert choice["finish_reason"] == "tool_calls"
     assert [c["function"]["name"] for c in choice["message"]["tool_calls"]] == ["get_weather"]
     assert "clawgate_steps" not in reply.json()
+
+
+def test_the_step_limit_ends_with_an_answer(env: PluginStack) -> None:
+    # maxSteps is 4: three turns may call tools, the fourth is asked without them.
+    model = agent_model(env, ["current_time", "shout", "calculator", "repeat"])
+    marker = uuid.uuid4().hex[:6]
+    text = f"current_time, shout Hey, calculator, repeat ({marker})"
+    reply = env.chat(ask(model, text))
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    calls = [s["name"] for s in answer["clawgate_steps"] if s["type"] == "tool_call"]
+    assert calls == ["current_time", "shout", "calculator"]
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    assert "tool_calls" not in answer["choices"][0]["message"]
+    upstream = [
+        r["body"] for r in env.upstream_requests() if marker in json.dumps(r.get("body") or {})
+    ]
+    assert [len(b.get("tools") or ()) for b in upstream] == [4, 4, 4, 0]
+    assert answer["usage"]["prompt_tokens"] > 0

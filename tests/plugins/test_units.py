@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any, Literal
 
 import pytest
 
+from clawgate.cli import main
+from clawgate.common.auth import Authenticator
 from clawgate.common.config import ConfigError, load_config
 from clawgate.common.extensions import PluginSpec
 from clawgate.plugins import PluginContext, Tool, tool
@@ -139,3 +142,12 @@ def test_an_enabled_plugin_that_is_not_installed_stops_the_start() -> None:
     assert load_plugins([PluginSpec("not-installed", enabled=False)]) == []
     (loaded,) = load_plugins([PluginSpec("pii-redactor")])
     assert isinstance(loaded.plugin, PiiRedactor)
+
+
+def test_token_id_command_prints_the_id_plugins_use(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("cg-some-token\n"))
+    assert main(["token-id"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == Authenticator(()).token_id("cg-some-token") and "cg-some" not in printed
