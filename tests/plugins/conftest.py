@@ -18,12 +18,14 @@ import pytest
 import requests
 
 from clawgate.common.auth import Authenticator
+from clawgate.launcher.processes import Child, free_port, port_open
 from clawgate.launcher.stack import Stack, local_plan
 from tests.stack_config import STANDIN_MODELS, gateway_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = (ROOT / "examples" / "plugin-audit", Path(__file__).parent / "fixture_plugins")
 HANG_TIMEOUT_MS = 300
+MCP_SERVER = Path(__file__).parent / "mcp_server.py"
 
 
 @dataclass
@@ -71,6 +73,12 @@ def plugin_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginSta
     install_plugins(site)
     restricted = "cg-restricted-" + secrets.token_hex(8)
     audit_log = state / "audit.jsonl"
+    http_port = free_port()
+    http_mcp = Child(
+        "mcp-http",
+        [sys.executable, str(MCP_SERVER), "--http", str(http_port)],
+        log_path=state / "mcp-http.log",
+    )
 
     def config(urls: dict[str, str]) -> dict[str, Any]:
         return {
@@ -94,10 +102,15 @@ def plugin_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginSta
             },
             "mcpServers": {
                 "notes": {
-                    "command": [sys.executable, str(Path(__file__).parent / "mcp_server.py")],
+                    "command": [sys.executable, str(MCP_SERVER)],
                     "timeoutSeconds": 20,
                     "allow": ["word_length", "crash"],
-                }
+                },
+                "remote": {
+                    "url": f"http://127.0.0.1:{http_port}/mcp",
+                    "timeoutSeconds": 20,
+                    "allow": ["word_length"],
+                },
             },
         }
 
@@ -106,10 +119,12 @@ def plugin_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginSta
         tokens.write(restricted + "\n")
     running = Stack(plan)
     try:
+        http_mcp.start().wait_ready(lambda: port_open("127.0.0.1", http_port))
         running.start()
         yield PluginStack(running, restricted, audit_log)
     finally:
         running.stop()
+        http_mcp.stop()
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""A small MCP stdio server for the tests, written with the `mcp` package: the gateway
-starts it (mcpServers.notes.command) and offers its allowed tools to agents."""
+"""A small MCP server for the tests, written with the `mcp` package: over stdio the
+gateway starts it (mcpServers.notes.command); with `--http PORT` it serves streamable
+HTTP on 127.0.0.1 (mcpServers.remote.url)."""
 
 from __future__ import annotations
 
 import os
+import sys
 
 from mcp.server.fastmcp import FastMCP
 
@@ -29,4 +31,8 @@ def secret() -> str:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    if sys.argv[1:2] == ["--http"]:
+        server.settings.host, server.settings.port = "127.0.0.1", int(sys.argv[2])
+        server.run("streamable-http")
+    else:
+        server.run("stdio")

@@ -59,6 +59,7 @@ def test_tools_are_listed_with_their_schemas(env: PluginStack) -> None:
         "audit_count",
         "notes__word_length",  # the MCP server's allowed tools; `secret` is not allowed
         "notes__crash",
+        "remote__word_length",  # the same server over streamable HTTP
     }
     assert tools["shout"]["source"] == "plugin:test-tools"
     assert tools["shout"]["parameters"]["required"] == ["text"]
@@ -172,6 +173,17 @@ def test_agent_uses_a_tool_of_an_mcp_stdio_server(env: PluginStack) -> None:
         "error": False,
     }
     assert "Ocean has 5 letters" in answer["choices"][0]["message"]["content"]
+
+
+def test_agent_uses_a_tool_of_an_mcp_http_server(env: PluginStack) -> None:
+    model = agent_model(env, ["remote__word_length"])
+    reply = env.chat(ask(model, f"Use remote__word_length on Lighthouse ({uuid.uuid4().hex[:6]})"))
+    assert reply.status_code == 200, reply.text
+    result = reply.json()["clawgate_steps"][1]
+    assert (result["name"], result["result"]) == (
+        "remote__word_length",
+        "Lighthouse has 10 letters",
+    )
 
 
 def test_a_crashed_mcp_server_is_started_again(env: PluginStack) -> None:
