@@ -127,6 +127,10 @@ def _tools(raw: Any) -> ToolSettings:
         if entry.get("enabled", True):
             builtin[name] = entry
     max_steps = int(_positive(raw, "maxSteps", 5, "tools"))
+    if max_steps < 2:
+        raise ExtensionConfigError(
+            "tools.maxSteps must be at least 2 (a model call that uses tools, one that answers)"
+        )
     return ToolSettings(
         max_steps=max_steps,
         timeout_s=_positive(raw, "timeoutSeconds", 30.0, "tools"),

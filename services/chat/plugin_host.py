@@ -137,15 +137,14 @@ class PluginSession:
         self.seconds: dict[str, float] = defaultdict(float)  # "plugin.hook" → total
 
     async def before_request(self, body: JSON, validate: Callable[[JSON], JSON]) -> JSON:
-        """The request after every plugin's before_request; `validate` re-checks what a
-        plugin returned (a plugin must not be able to send a malformed request on)."""
+        """The request after every plugin's before_request; `validate` re-checks it after
+        each plugin (changed in place or returned), so no plugin can send a malformed
+        request on, and a bad one is named."""
         for p in self._plugins:
             ctx = self._contexts[p.name]
             changed = await self._call(p, "before_request", p.plugin.before_request(body, ctx))
-            if changed is None:
-                continue
             try:
-                body = validate(changed)
+                body = validate(body if changed is None else changed)
             except ApiError as error:
                 raise _failed(
                     p, "before_request", f"it returned an invalid request: {error.message}"

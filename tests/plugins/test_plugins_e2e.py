@@ -76,6 +76,11 @@ def test_plugin_that_modifies_the_request(env: PluginStack) -> None:
     assert frames and all(json.loads(f[6:])["x_test_modified"] is True for f in frames)
 
 
+def test_plugin_that_returns_an_invalid_request_is_named(env: PluginStack) -> None:
+    reply = env.chat(ask(f"trigger-invalid {tag()}"))
+    assert_error(reply, 500, "plugin_failed", "'test-modify'", "invalid request", "temperature")
+
+
 def test_plugin_that_raises_fails_the_request_naming_it(env: PluginStack) -> None:
     for stream in (False, True):
         reply = env.chat(ask(f"trigger-raise {tag()}", stream=stream))

@@ -127,6 +127,7 @@ def test_extension_config_errors_say_what_to_fix(tmp_path: Any) -> None:
         "mcpServers:\n  a: {timeoutSeconds: 5}\n": "mcpServers.a needs either `command`",
         "mcpServers:\n  a_b: {url: 'http://x'}\n": "server names are 1-32 letters",
         "plugins:\n  x: {timeoutMs: 0}\n": "plugins.x.timeoutMs must be a positive number",
+        "tools:\n  maxSteps: 1\n": "tools.maxSteps must be at least 2",
     }
     for text, message in cases.items():
         path = tmp_path / "c.yaml"

@@ -12,6 +12,7 @@ only the client's calls are returned.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -107,6 +108,8 @@ class ExtendedExchange(Exchange):
             choice = self.completion["choices"][0]
             calls: list[dict[str, Any]] = choice["message"].get("tool_calls") or []
             ours = [c for c in calls if c["function"]["name"] in self.gateway_tools]
+            for call in ours:  # results must answer a call id, even if the server gave none
+                call["id"] = call["id"] or f"call_{secrets.token_hex(4)}"
             if not ours or len(ours) < len(calls) or last:
                 _keep_client_calls(choice, [c for c in calls if c not in ours])
                 for i, call in enumerate(choice["message"].get("tool_calls") or ()):
@@ -117,8 +120,9 @@ class ExtendedExchange(Exchange):
                  "tool_calls": ours}
             )  # fmt: skip
             for call in ours:
-                async for event in self._run(call, steps):
-                    yield event
+                async with aclosing(self._run(call, steps)) as events:
+                    async for event in events:
+                        yield event
         assert self.completion is not None
         yield Delta(finish_reason=self.completion["choices"][0]["finish_reason"])
         yield Delta(usage=usage)

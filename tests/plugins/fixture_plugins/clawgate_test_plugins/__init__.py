@@ -41,6 +41,8 @@ class Modifying(Plugin):
 
     async def before_request(self, request: dict[str, Any], ctx: PluginContext) -> dict[str, Any]:
         text = _last_user_text(request)
+        if "trigger-invalid" in text:
+            return {**request, "temperature": 7}  # out of range: the gateway refuses it
         if "trigger-modify" not in text:
             return request
         messages = [dict(m) for m in request["messages"]]
