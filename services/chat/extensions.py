@@ -14,6 +14,7 @@ import aiohttp
 
 from clawgate.chat.v1 import chat_service_pb2 as pb
 from clawgate.common.config import Config
+from clawgate.common.errors import ApiError
 from clawgate.common.extensions import ToolSettings
 from clawgate.plugins import Tool
 from services.chat.plugin_host import PluginHost, PluginSession, load_plugins
@@ -62,7 +63,19 @@ class Extensions:
         if not request.agent_tools:
             return []
         client = {t["function"]["name"] for t in request.body.get("tools", ())}
-        tools = [t for t in await self.registry.find(request.agent_tools) if t.name not in client]
+        try:
+            found = await self.registry.find(request.agent_tools)
+        except ApiError as error:
+            if error.code != "tool_not_found":
+                raise
+            raise ApiError(
+                400,
+                f"The agent '{request.requested_model}' uses a tool this gateway does not have: "
+                f"{error.message} Change the agent's tools with PATCH /api/v1/agents/{{id}}.",
+                param="model",
+                code="agent_tool_not_found",
+            ) from None
+        tools = [t for t in found if t.name not in client]
         if tools:
             request.body["tools"] = [
                 *request.body.get("tools", ()),

@@ -11,10 +11,14 @@ import pytest
 from clawgate.cli import main
 from clawgate.common.auth import Authenticator
 from clawgate.common.config import ConfigError, load_config
-from clawgate.common.extensions import PluginSpec
+from clawgate.common.errors import ApiError
+from clawgate.common.extensions import PluginSpec, ToolSettings
 from clawgate.plugins import PluginContext, Tool, tool
 from clawgate.plugins.builtin.pii import PiiRedactor
-from services.chat.plugin_host import load_plugins
+from services.chat.extensions import Extensions
+from services.chat.pipeline import CallOptions
+from services.chat.plugin_host import PluginHost, load_plugins
+from services.chat.request import ChatRequest
 from services.chat.tools.calculator import CalculatorError, evaluate
 from services.chat.tools.registry import ToolRegistry
 
@@ -152,3 +156,16 @@ def test_token_id_command_prints_the_id_plugins_use(
     assert main(["token-id"]) == 0
     printed = capsys.readouterr().out.strip()
     assert printed == Authenticator(()).token_id("cg-some-token") and "cg-some" not in printed
+
+
+async def test_an_agent_whose_tool_is_gone_gets_a_clear_error() -> None:
+    extensions = Extensions(PluginHost([]), ToolRegistry([]), ToolSettings())
+    request = ChatRequest(
+        body={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        requested_model="agent:helper",
+        agent_tools=("vanished",),
+    )
+    with pytest.raises(ApiError) as caught:
+        await extensions.prepare(request, CallOptions())
+    assert caught.value.status == 400 and caught.value.code == "agent_tool_not_found"
+    assert "'agent:helper'" in caught.value.message and "'vanished'" in caught.value.message
