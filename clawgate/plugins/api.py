@@ -83,5 +83,6 @@ class Plugin:
         return None
 
     def tools(self) -> Sequence[Tool]:
-        """Tools this plugin offers to agents (see `clawgate.plugins.tool`)."""
+        """Tools this plugin offers to agents (see `clawgate.plugins.tool`); asked once,
+        when the chat service starts."""
         return ()
