@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="the health report as a table (exit 0/1/2)")
     status.add_argument("--json", action="store_true", help="print the report as JSON")
     status.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every N s")
+    sub.add_parser("token-id", help="print the id of the token read from stdin (for plugins)")
     envoy = sub.add_parser("envoy-config", help="print Envoy's config for docker-compose")
     envoy.add_argument("--descriptor", default="/etc/envoy/clawgate.pb")
     envoy.add_argument("--lua", default="/etc/envoy/openai_errors.lua")
@@ -157,6 +158,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return onboard.onboard(demo=args.demo, config_path=args.config)
     if args.command == "token":
         return _token_command(args)
+    if args.command == "token-id":  # the id plugins (model-allowlist) and logs use
+        from clawgate.common.auth import Authenticator
+
+        print(Authenticator(()).token_id(sys.stdin.readline().strip()))
+        return 0
     from clawgate.common.services import SERVICES
     from clawgate.launcher import envoy_config
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from clawgate.common.extensions import ExtensionConfigError, ExtensionSettings, parse_extensions
 from clawgate.common.services import SERVICES
 from clawgate.common.services import ServiceAddrs as ServiceAddrs  # config.services' type
 from clawgate.common.tokens import TokenFormatError, TokenSpec, check_name, parse_scopes
@@ -183,6 +184,7 @@ class Config:
     state_dir: str = ".clawgate"
     log_level: str = "info"
     source: str = "defaults"
+    extensions: ExtensionSettings = field(default_factory=ExtensionSettings)  # plugins, tools
 
     def models(self) -> list[tuple[ProviderSpec, ModelSpec]]:
         """Every configured model with its provider, in config order."""
@@ -629,6 +631,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
         state_dir=env.get("CLAWGATE_STATE_DIR", data.get("stateDir", ".clawgate")),
         log_level=env.get("CLAWGATE_LOG_LEVEL", data.get("logLevel", "info")),
         source=source,
+        extensions=_extensions(data),
     )
 
 
@@ -640,3 +643,10 @@ def load_config_or_exit(path: str | None = None) -> Config:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+def _extensions(data: Mapping[str, Any]) -> ExtensionSettings:
+    try:
+        return parse_extensions(data)
+    except ExtensionConfigError as e:
+        raise ConfigError(str(e)) from e

@@ -29,6 +29,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     _CHAT + "StreamChatCompletion": CHAT,
     _CHAT + "ListModels": CHAT,
     _CHAT + "GetModel": CHAT,
+    _CHAT + "ListTools": CHAT,
     _CHAT + "GetCacheStats": CACHE_READ,
     _CHAT + "PurgeCache": CACHE_PURGE,
     _AGENTS + "ListAgents": AGENTS_READ,

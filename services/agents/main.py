@@ -14,12 +14,14 @@ from clawgate.common.config import Config, load_config_or_exit
 from clawgate.common.server import serve
 from services.agents import store
 from services.agents.servicer import SERVICE_NAME, AgentServicer
+from services.agents.tool_catalog import ToolCatalog
 from services.agents.validation import ModelCatalog
 
 
 async def run(config: Config) -> None:
     agents = store.AgentStore(store.connect(config.redis_url), config.cache.namespace)
-    servicer = AgentServicer(agents, ModelCatalog.from_config(config))
+    tools = ToolCatalog(config.services.chat)  # plugins & tools hook
+    servicer = AgentServicer(agents, ModelCatalog.from_config(config), tools)
 
     def register(server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_AgentServiceServicer_to_server(servicer, server)
@@ -31,7 +33,7 @@ async def run(config: Config) -> None:
         register=register,
         auth=Authenticator.from_env(extra=config.auth.tokens),
         throttle=FailedAuthLimiter.from_config(config),
-        on_stop=[agents.close],
+        on_stop=[agents.close, tools.close],
     )
 
 

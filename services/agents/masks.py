@@ -15,7 +15,13 @@ from google.protobuf.message import Message
 
 from clawgate.agents.v1 import agent_service_pb2 as pb
 from clawgate.common.errors import invalid, quote
-from services.agents.validation import ALL_PATHS, CONFIG_FIELDS, CONFIG_PATHS, TOP_LEVEL_PATHS
+from services.agents.validation import (
+    ALL_PATHS,
+    CONFIG_FIELDS,
+    CONFIG_PATHS,
+    TOOLS_PATH,
+    TOP_LEVEL_PATHS,
+)
 
 _NOT_SETTABLE = frozenset({"id", "created_at", "updated_at", "etag", "owner"})
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -57,6 +63,9 @@ def apply(current: pb.Agent, patch: pb.Agent, paths: list[str]) -> pb.Agent:
         if path == "config.stop":
             merged.config.ClearField("stop")
             merged.config.stop.extend(patch.config.stop)
+        elif path == TOOLS_PATH:
+            merged.ClearField("tools")
+            merged.tools.extend(patch.tools)
         elif path.startswith("config."):
             _copy_optional(patch.config, merged.config, path.removeprefix("config."))
         else:
@@ -70,6 +79,8 @@ def _present_paths(agent: pb.Agent) -> list[str]:
         paths.extend(f"config.{f}" for f in CONFIG_FIELDS if agent.config.HasField(f))
         if agent.config.stop:
             paths.append("config.stop")
+    if agent.tools:
+        paths.append(TOOLS_PATH)
     return paths
 
 

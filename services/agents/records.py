@@ -48,6 +48,7 @@ class AgentRecord:
     system_prompt: str
     # AgentConfig as JSON with only the fields that are set (proto field names).
     config: dict[str, Any] = field(default_factory=dict)
+    tools: tuple[str, ...] = ()  # gateway tool names
     created_ms: int = 0
     updated_ms: int = 0
     version: int = 1
@@ -88,6 +89,7 @@ class AgentRecord:
             "config": self.config,
             "owner": self.owner,
             "shared": self.shared,
+            **({"tools": list(self.tools)} if self.tools else {}),
         }
         encoded = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(encoded).hexdigest()
@@ -104,6 +106,7 @@ class AgentRecord:
             etag=self.etag,
             shared=self.shared,
             owner=self.owner,
+            tools=self.tools,
         )
         agent.created_at.FromMilliseconds(self.created_ms)
         agent.updated_at.FromMilliseconds(self.updated_ms)
@@ -117,6 +120,7 @@ class AgentRecord:
             "description": self.description,
             "system_prompt": self.system_prompt,
             "config": self.config,
+            "tools": list(self.tools),
             "created_ms": self.created_ms,
             "updated_ms": self.updated_ms,
             "version": self.version,
@@ -137,6 +141,7 @@ class AgentRecord:
             description=doc.get("description", ""),
             system_prompt=doc.get("system_prompt", ""),
             config=doc.get("config") or {},
+            tools=tuple(doc.get("tools") or ()),
             created_ms=int(doc["created_ms"]),
             updated_ms=int(doc["updated_ms"]),
             version=int(doc["version"]),
@@ -154,4 +159,5 @@ def _content_of(agent: pb.Agent) -> dict[str, Any]:
         "system_prompt": agent.system_prompt,
         "config": json_format.MessageToDict(agent.config, preserving_proto_field_name=True),
         "shared": agent.shared,
+        "tools": tuple(dict.fromkeys(agent.tools)),
     }

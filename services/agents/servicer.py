@@ -24,6 +24,7 @@ from clawgate.common.tokens import Principal, current_principal
 from services.agents import masks, pagination
 from services.agents.records import AgentRecord, now_ms
 from services.agents.store import AgentStore, IdempotencyClaim, Outcome
+from services.agents.tool_catalog import ToolCatalog
 from services.agents.validation import ModelCatalog, normalize_name, validate
 
 log = logging.getLogger("clawgate.agents")
@@ -56,9 +57,21 @@ class Precondition:
 
 
 class AgentServicer(pb_grpc.AgentServiceServicer):
-    def __init__(self, store: AgentStore, catalog: ModelCatalog) -> None:
+    def __init__(
+        self, store: AgentStore, catalog: ModelCatalog, tools: ToolCatalog | None = None
+    ) -> None:
         self._store = store
         self._catalog = catalog
+        self._tools = tools  # plugins & tools hook
+
+    async def _check_tools(self, agent: pb.Agent, context: Context) -> None:
+        """Tool names must exist on the chat service (plugins & tools hook)."""
+        if not agent.tools:
+            return
+        if self._tools is None:
+            raise ApiError(503, "tools cannot be checked here", code="tools_unavailable")
+        metadata = [(k, str(v)) for k, v in context.invocation_metadata() or ()]
+        await self._tools.check(list(agent.tools), metadata)
 
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: Context
@@ -81,6 +94,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         agent.CopyFrom(request.agent)
         agent.name = normalize_name(agent.name)
         validate(agent, self._catalog)
+        await self._check_tools(agent, context)  # plugins & tools hook
         record = AgentRecord.create(agent, now_ms(), owner=_caller().name)
         key = _idempotency_key(metadata_value(context, "idempotency-key"), request.request_id)
         claim = IdempotencyClaim(key, record.fingerprint()) if key else None
@@ -122,6 +136,8 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
             precondition.check(current.etag)
             merged = masks.apply(current.to_proto(), patch, paths)
             validate(merged, self._catalog, paths)
+            if "tools" in paths:  # plugins & tools hook
+                await self._check_tools(merged, context)
             revised = current.revise(merged, now_ms())
             outcome = await self._store.replace(revised, expected_etag=current.etag)
             if outcome is Outcome.OK:

@@ -46,7 +46,8 @@ TOP_LEVEL_PATHS: tuple[TopLevelField, ...] = (
     "system_prompt",
     "shared",
 )
-ALL_PATHS = frozenset((*TOP_LEVEL_PATHS, *CONFIG_PATHS))
+TOOLS_PATH = "tools"  # repeated: present when non-empty, like config.stop
+ALL_PATHS = frozenset((*TOP_LEVEL_PATHS, *CONFIG_PATHS, TOOLS_PATH))
 
 _RANGES: dict[ConfigField, tuple[float, float]] = {
     "temperature": (0.0, 2.0),

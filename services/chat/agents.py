@@ -43,3 +43,4 @@ def apply_agent(request: ChatRequest, agent: agents_pb.Agent) -> None:
     if agent.system_prompt:
         body["messages"] = [{"role": "system", "content": agent.system_prompt}, *body["messages"]]
     request.agent_id = agent.id
+    request.agent_tools = tuple(agent.tools)  # plugins & tools hook

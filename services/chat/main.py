@@ -19,6 +19,7 @@ from clawgate.sessions.v1 import session_service_pb2_grpc as sessions_grpc
 from services.chat import metrics as chat_metrics
 from services.chat.agent_resolver import AgentResolver
 from services.chat.cache import PromptCache
+from services.chat.extensions import Extensions
 from services.chat.models import ModelCatalogue
 from services.chat.pipeline import Pipeline
 from services.chat.rate_limit import RateLimiter
@@ -45,10 +46,11 @@ async def run(config: Config) -> None:
     session = upstream_session(config.chat)
     cache = PromptCache.from_url(config.redis_url, config.cache)
     resolver = AgentResolver(config.services.agents)
-    pipeline = Pipeline(config, session, cache=cache, resolver=resolver)
+    extensions = Extensions.from_config(config, session)  # plugins & tools hook
+    pipeline = Pipeline(config, session, cache=cache, resolver=resolver, extensions=extensions)
     catalogue = ModelCatalogue(config, session, resolver)
     limits = RateLimiter.from_config(config)
-    servicer = ChatServicer(pipeline, catalogue, cache, limits)
+    servicer = ChatServicer(pipeline, catalogue, cache, limits, extensions)
     chat_metrics.register(pipeline.pool, cache)
     session_store = SessionStore(connect(config.redis_url), config.cache.namespace)
 
@@ -60,6 +62,7 @@ async def run(config: Config) -> None:
         return [SERVICE_NAME, sessions.SERVICE_NAME]
 
     async def close() -> None:
+        await extensions.close()
         await catalogue.close()
         await resolver.close()
         await cache.close()

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -56,6 +56,9 @@ from services.chat.request import ChatRequest, parse_request
 from services.chat.tokens import text_tokens
 from services.chat.workers import WorkerPool
 
+if TYPE_CHECKING:  # plugins & tools hook
+    from services.chat.extensions import Extensions
+
 log = logging.getLogger("clawgate.chat")
 
 
@@ -80,6 +83,7 @@ class Pipeline:
         pool: WorkerPool | None = None,
         cache: PromptCache | None = None,
         resolver: AgentResolver | None = None,
+        extensions: Extensions | None = None,
     ) -> None:
         self.config = config
         self.settings: ChatSettings = config.chat
@@ -87,6 +91,7 @@ class Pipeline:
         self.pool = pool or WorkerPool(config.chat)
         self.cache = cache
         self.resolver = resolver
+        self.extensions = extensions  # plugins & tools hook
 
     async def open(
         self, raw: Mapping[str, Any], *, stream: bool | None, call: CallOptions
@@ -96,8 +101,12 @@ class Pipeline:
         reference = agent_reference(request.model)
         if reference is not None:
             await self._apply_agent(request, reference, call)
+        # plugins & tools hook: before_request, the agent's tools offered to the model
+        prepared = await self.extensions.prepare(request, call) if self.extensions else None
         targets = self.targets_for(request.model, via_agent=reference)
         estimate = apply_model_limits(request, targets[0].model)
+        if prepared is not None:  # plugins & tools hook
+            return prepared.exchange(self, request, targets, estimate, call)
         return Exchange(self, request, targets, estimate, call)
 
     async def _apply_agent(self, request: ChatRequest, reference: str, call: CallOptions) -> None:

@@ -93,6 +93,8 @@ class ChatRequest:
     keep_alive: str | float | None = None
     # Set when an agent was applied.
     agent_id: str | None = None
+    # The agent's gateway tools (plugins & tools hook).
+    agent_tools: tuple[str, ...] = ()
 
     @property
     def model(self) -> str:

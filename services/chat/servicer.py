@@ -35,6 +35,7 @@ from clawgate.common.errors import ApiError, internal, invalid, quote
 from clawgate.common.tokens import current_principal
 from services.chat.cache import PromptCache
 from services.chat.cache_key import parse_cache_control
+from services.chat.extensions import Extensions, chunk_hook  # plugins & tools hook
 from services.chat.metrics import observed
 from services.chat.models import ModelCatalogue
 from services.chat.openai_format import DONE_FRAME, ChunkEncoder, dumps, error_frame, sse_frame
@@ -42,6 +43,7 @@ from services.chat.pipeline import CallOptions, Exchange, Pipeline
 from services.chat.providers.base import Delta
 from services.chat.rate_limit import RateLimiter, rate_limit_headers
 from services.chat.request import params_to_dict, parse_json_body
+from services.chat.tools.loop import encode  # plugins & tools hook
 
 log = logging.getLogger("clawgate.chat")
 
@@ -91,11 +93,13 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         catalogue: ModelCatalogue,
         cache: PromptCache | None = None,
         limits: RateLimiter | None = None,
+        extensions: Extensions | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._catalogue = catalogue
         self._cache = cache
         self._limits = limits
+        self._extensions = extensions  # plugins & tools hook
 
     # -- chat --------------------------------------------------------------------------
     # Streaming methods use context.write() rather than a response generator (see module
@@ -190,6 +194,14 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             return pb.PurgeCacheResponse(deleted=0)
         return pb.PurgeCacheResponse(deleted=await self._cache.purge(request.model or None))
 
+    # -- tools (plugins & tools hook) --------------------------------------------------
+    async def ListTools(
+        self, request: pb.ListToolsRequest, context: Context
+    ) -> pb.ListToolsResponse:
+        if self._extensions is None:
+            return pb.ListToolsResponse(object="list")
+        return await self._extensions.list_tools()
+
 
 async def _render_chunks(
     exchange: Exchange,
@@ -219,6 +231,7 @@ async def _render_chunks(
 
     async def emit(chunks: list[dict[str, Any]]) -> None:
         for chunk in chunks:
+            chunk = await chunk_hook(exchange, chunk)  # plugins & tools hook: on_chunk
             await start()
             await write(chunk)
 
@@ -227,7 +240,7 @@ async def _render_chunks(
         async with aclosing(exchange.deltas()) as deltas:
             async for delta in with_heartbeats(deltas, exchange.accepted, interval):
                 if delta is not None:
-                    await emit(encoder.encode(delta))
+                    await emit(encode(encoder, delta))  # plugins & tools hook: tool steps
                     continue
                 await start()
                 if on_heartbeat is not None:

@@ -180,6 +180,9 @@ def _answer_tokens(inp: GenerationInput, rng: random.Random, user: str, cjk: boo
         count = max(4, natural - len(head) - 1)
         return [*head, *(rng.choice(_HANZI) for _ in range(count)), "。"]
     head = split_tokens("About " + " ".join(_subject_words(user)) + ":")
+    results = _tool_results(inp)
+    if results:  # after tool calls the answer quotes what the tools returned
+        return [*head, *split_tokens(" Using " + "; ".join(results) + ".")]
     vocab = _vocabulary(inp)
     fill = [rng.choice(vocab) for _ in range(max(4, natural - len(head)))]
     fill[0] = fill[0].capitalize()
@@ -201,17 +204,48 @@ def _tool_name(tool: dict[str, Any]) -> str:
     return str(fn.get("name")) if isinstance(fn, dict) and fn.get("name") else ""
 
 
+def _this_turn(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages after the last user message (tool calls and results of this turn)."""
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].get("role") == "user":
+            return messages[i + 1 :]
+    return messages
+
+
+def _called_tools(turn: list[dict[str, Any]]) -> set[str]:
+    return {
+        str((call.get("function") or {}).get("name", "")).lower()
+        for msg in turn
+        for call in msg.get("tool_calls") or ()
+        if isinstance(call, dict)
+    }
+
+
 def _pick_tool(inp: GenerationInput, user: str) -> dict[str, Any] | None:
-    """The tool the last user message asks for: the earliest tool name it mentions."""
-    if not inp.tools or not inp.messages or inp.messages[-1].get("role") != "user":
-        return None  # after a tool result the model answers instead of calling again
+    """The tool the last user message asks for next: the earliest tool name it mentions
+    that was not called yet in this turn. Like a model working through a task, it calls
+    the tools one by one, then answers using their results."""
+    if not inp.tools or not inp.messages or inp.messages[-1].get("role") not in ("user", "tool"):
+        return None
+    called = _called_tools(_this_turn(inp.messages))
     best: tuple[int, dict[str, Any]] | None = None
     for tool in inp.tools:
         name = _tool_name(tool)
-        hit = re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", user, re.I) if name else None
+        if not name or name.lower() in called:
+            continue
+        hit = re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", user, re.I)
         if hit and (best is None or hit.start() < best[0]):
             best = (hit.start(), tool)
     return best[1] if best else None
+
+
+def _tool_results(inp: GenerationInput) -> list[str]:
+    """`name: result` of each tool result in this turn (what an answer builds on)."""
+    return [
+        f"{msg.get('tool_name') or 'tool'}: {msg.get('content') or ''}"
+        for msg in _this_turn(inp.messages)
+        if msg.get("role") == "tool"
+    ]
 
 
 def _string_argument(user: str, tool_name: str) -> str:

@@ -71,7 +71,7 @@ def test_create_with_the_seed_body_as_written(api: Api) -> None:
     agent = reply.json()
     assert set(agent) == {
         "id", "name", "description", "model", "system_prompt", "config",
-        "created_at", "updated_at", "etag", "shared", "owner",
+        "created_at", "updated_at", "etag", "shared", "owner", "tools",
     }  # fmt: skip
     assert agent["owner"] == "admin" and agent["shared"] is False  # the plain token is admin
     assert agent["id"].startswith("agt_")

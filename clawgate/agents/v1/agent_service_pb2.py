@@ -29,7 +29,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clawgate/agents/v1/agent_service.proto\x12\x12\x63lawgate.agents.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n\x0b\x41gentConfig\x12\x18\n\x0btemperature\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\tB\x0e\n\x0c_temperatureB\r\n\x0b_max_tokensB\x08\n\x06_top_pB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\x8b\x03\n\x05\x41gent\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05model\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x1a\n\rsystem_prompt\x18\x05 \x01(\tH\x03\x88\x01\x01\x12/\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x1f.clawgate.agents.v1.AgentConfig\x12\x34\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x13\n\x06shared\x18\n \x01(\x08H\x04\x88\x01\x01\x12\x13\n\x05owner\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x42\x07\n\x05_nameB\x0e\n\x0c_descriptionB\x08\n\x06_modelB\x10\n\x0e_system_promptB\t\n\x07_shared\":\n\x11ListAgentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"l\n\x12ListAgentsResponse\x12)\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x19.clawgate.agents.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"R\n\x12\x43reateAgentRequest\x12(\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x19.clawgate.agents.v1.Agent\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"o\n\x12UpdateAgentRequest\x12(\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x19.clawgate.agents.v1.Agent\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\".\n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t2\xc5\x04\n\x0c\x41gentService\x12s\n\nListAgents\x12%.clawgate.agents.v1.ListAgentsRequest\x1a&.clawgate.agents.v1.ListAgentsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/agents\x12g\n\x08GetAgent\x12#.clawgate.agents.v1.GetAgentRequest\x1a\x19.clawgate.agents.v1.Agent\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/agents/{id}\x12o\n\x0b\x43reateAgent\x12&.clawgate.agents.v1.CreateAgentRequest\x1a\x19.clawgate.agents.v1.Agent\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0e/api/v1/agents:\x05\x61gent\x12z\n\x0bUpdateAgent\x12&.clawgate.agents.v1.UpdateAgentRequest\x1a\x19.clawgate.agents.v1.Agent\"(\x82\xd3\xe4\x93\x02\"2\x19/api/v1/agents/{agent.id}:\x05\x61gent\x12j\n\x0b\x44\x65leteAgent\x12&.clawgate.agents.v1.DeleteAgentRequest\x1a\x16.google.protobuf.Empty\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/api/v1/agents/{id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clawgate/agents/v1/agent_service.proto\x12\x12\x63lawgate.agents.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n\x0b\x41gentConfig\x12\x18\n\x0btemperature\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\tB\x0e\n\x0c_temperatureB\r\n\x0b_max_tokensB\x08\n\x06_top_pB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"\x9a\x03\n\x05\x41gent\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05model\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x1a\n\rsystem_prompt\x18\x05 \x01(\tH\x03\x88\x01\x01\x12/\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x1f.clawgate.agents.v1.AgentConfig\x12\x34\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x0c\n\x04\x65tag\x18\t \x01(\t\x12\x13\n\x06shared\x18\n \x01(\x08H\x04\x88\x01\x01\x12\x13\n\x05owner\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x12\r\n\x05tools\x18\x0c \x03(\tB\x07\n\x05_nameB\x0e\n\x0c_descriptionB\x08\n\x06_modelB\x10\n\x0e_system_promptB\t\n\x07_shared\":\n\x11ListAgentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"l\n\x12ListAgentsResponse\x12)\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x19.clawgate.agents.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"R\n\x12\x43reateAgentRequest\x12(\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x19.clawgate.agents.v1.Agent\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"o\n\x12UpdateAgentRequest\x12(\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x19.clawgate.agents.v1.Agent\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\".\n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t2\xc5\x04\n\x0c\x41gentService\x12s\n\nListAgents\x12%.clawgate.agents.v1.ListAgentsRequest\x1a&.clawgate.agents.v1.ListAgentsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/agents\x12g\n\x08GetAgent\x12#.clawgate.agents.v1.GetAgentRequest\x1a\x19.clawgate.agents.v1.Agent\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/agents/{id}\x12o\n\x0b\x43reateAgent\x12&.clawgate.agents.v1.CreateAgentRequest\x1a\x19.clawgate.agents.v1.Agent\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0e/api/v1/agents:\x05\x61gent\x12z\n\x0bUpdateAgent\x12&.clawgate.agents.v1.UpdateAgentRequest\x1a\x19.clawgate.agents.v1.Agent\"(\x82\xd3\xe4\x93\x02\"2\x19/api/v1/agents/{agent.id}:\x05\x61gent\x12j\n\x0b\x44\x65leteAgent\x12&.clawgate.agents.v1.DeleteAgentRequest\x1a\x16.google.protobuf.Empty\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/api/v1/agents/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -57,19 +57,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTCONFIG']._serialized_start=222
   _globals['_AGENTCONFIG']._serialized_end=467
   _globals['_AGENT']._serialized_start=470
-  _globals['_AGENT']._serialized_end=865
-  _globals['_LISTAGENTSREQUEST']._serialized_start=867
-  _globals['_LISTAGENTSREQUEST']._serialized_end=925
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=927
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=1035
-  _globals['_GETAGENTREQUEST']._serialized_start=1037
-  _globals['_GETAGENTREQUEST']._serialized_end=1066
-  _globals['_CREATEAGENTREQUEST']._serialized_start=1068
-  _globals['_CREATEAGENTREQUEST']._serialized_end=1150
-  _globals['_UPDATEAGENTREQUEST']._serialized_start=1152
-  _globals['_UPDATEAGENTREQUEST']._serialized_end=1263
-  _globals['_DELETEAGENTREQUEST']._serialized_start=1265
-  _globals['_DELETEAGENTREQUEST']._serialized_end=1311
-  _globals['_AGENTSERVICE']._serialized_start=1314
-  _globals['_AGENTSERVICE']._serialized_end=1895
+  _globals['_AGENT']._serialized_end=880
+  _globals['_LISTAGENTSREQUEST']._serialized_start=882
+  _globals['_LISTAGENTSREQUEST']._serialized_end=940
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=942
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=1050
+  _globals['_GETAGENTREQUEST']._serialized_start=1052
+  _globals['_GETAGENTREQUEST']._serialized_end=1081
+  _globals['_CREATEAGENTREQUEST']._serialized_start=1083
+  _globals['_CREATEAGENTREQUEST']._serialized_end=1165
+  _globals['_UPDATEAGENTREQUEST']._serialized_start=1167
+  _globals['_UPDATEAGENTREQUEST']._serialized_end=1278
+  _globals['_DELETEAGENTREQUEST']._serialized_start=1280
+  _globals['_DELETEAGENTREQUEST']._serialized_end=1326
+  _globals['_AGENTSERVICE']._serialized_start=1329
+  _globals['_AGENTSERVICE']._serialized_end=1910
 # @@protoc_insertion_point(module_scope)

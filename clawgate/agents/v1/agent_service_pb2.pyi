@@ -100,6 +100,7 @@ class Agent(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     SHARED_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
+    TOOLS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned id, e.g. `agt_…`."""
     name: _builtins.str
@@ -130,6 +131,12 @@ class Agent(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """Last update time."""
 
+    @_builtins.property
+    def tools(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Gateway tools the agent may use (names from GET /api/v1/tools); the gateway runs
+        them when the model calls them.
+        """
+
     def __init__(
         self,
         *,
@@ -144,10 +151,11 @@ class Agent(_message.Message):
         etag: _builtins.str = ...,
         shared: _builtins.bool | None = ...,
         owner: _builtins.str = ...,
+        tools: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_model", b"_model", "_name", b"_name", "_shared", b"_shared", "_system_prompt", b"_system_prompt", "config", b"config", "created_at", b"created_at", "description", b"description", "model", b"model", "name", b"name", "shared", b"shared", "system_prompt", b"system_prompt", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_model", b"_model", "_name", b"_name", "_shared", b"_shared", "_system_prompt", b"_system_prompt", "config", b"config", "created_at", b"created_at", "description", b"description", "etag", b"etag", "id", b"id", "model", b"model", "name", b"name", "owner", b"owner", "shared", b"shared", "system_prompt", b"system_prompt", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_model", b"_model", "_name", b"_name", "_shared", b"_shared", "_system_prompt", b"_system_prompt", "config", b"config", "created_at", b"created_at", "description", b"description", "etag", b"etag", "id", b"id", "model", b"model", "name", b"name", "owner", b"owner", "shared", b"shared", "system_prompt", b"system_prompt", "tools", b"tools", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
     _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015

@@ -622,6 +622,7 @@ class ChatCompletionChunk(_message.Message):
     CHOICES_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     SYSTEM_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    CLAWGATE_STEP_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Same on every chunk of one response."""
     object: _builtins.str
@@ -640,6 +641,10 @@ class ChatCompletionChunk(_message.Message):
     def usage(self) -> Global___Usage:
         """Only on the final usage chunk."""
 
+    @_builtins.property
+    def clawgate_step(self) -> Global___ToolStep:
+        """A step the gateway ran for an agent (its chunk has an empty delta)."""
+
     def __init__(
         self,
         *,
@@ -650,14 +655,57 @@ class ChatCompletionChunk(_message.Message):
         choices: _abc.Iterable[Global___ChunkChoice] | None = ...,
         usage: Global___Usage | None = ...,
         system_fingerprint: _builtins.str = ...,
+        clawgate_step: Global___ToolStep | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["clawgate_step", b"clawgate_step", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "id", b"id", "model", b"model", "object", b"object", "system_fingerprint", b"system_fingerprint", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "clawgate_step", b"clawgate_step", "created", b"created", "id", b"id", "model", b"model", "object", b"object", "system_fingerprint", b"system_fingerprint", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChatCompletionChunk: _TypeAlias = ChatCompletionChunk  # noqa: Y015
+
+@_typing.final
+class ToolStep(_message.Message):
+    """A tool call the gateway ran for an agent, or its result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """`tool_call` or `tool_result`."""
+    id: _builtins.str
+    """The tool call id the model gave."""
+    name: _builtins.str
+    """Tool name."""
+    arguments: _builtins.str
+    """JSON arguments (tool_call)."""
+    result: _builtins.str
+    """What the tool returned (tool_result), as the model sees it."""
+    error: _builtins.bool
+    """Whether the result is an error message (tool_result)."""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        arguments: _builtins.str = ...,
+        result: _builtins.str = ...,
+        error: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "error", b"error", "id", b"id", "name", b"name", "result", b"result", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolStep: _TypeAlias = ToolStep  # noqa: Y015
 
 @_typing.final
 class ListModelsRequest(_message.Message):
@@ -952,3 +1000,116 @@ class PurgeCacheResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PurgeCacheResponse: _TypeAlias = PurgeCacheResponse  # noqa: Y015
+
+@_typing.final
+class ListToolsRequest(_message.Message):
+    """Request of ListTools."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListToolsRequest: _TypeAlias = ListToolsRequest  # noqa: Y015
+
+@_typing.final
+class Tool(_message.Message):
+    """A tool agents can name in their `tools`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Name to use in an agent's `tools` (MCP tools: `<server>__<tool>`)."""
+    description: _builtins.str
+    """What the tool does (shown to the model)."""
+    source: _builtins.str
+    """`builtin`, `plugin:<name>` or `mcp:<server>`."""
+    @_builtins.property
+    def parameters(self) -> _struct_pb2.Struct:
+        """JSON Schema of the arguments."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        parameters: _struct_pb2.Struct | None = ...,
+        source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "parameters", b"parameters", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Tool: _TypeAlias = Tool  # noqa: Y015
+
+@_typing.final
+class UnavailableToolServer(_message.Message):
+    """An MCP server whose tools could not be listed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Server name from the config."""
+    reason: _builtins.str
+    """Why it is unavailable."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnavailableToolServer: _TypeAlias = UnavailableToolServer  # noqa: Y015
+
+@_typing.final
+class ListToolsResponse(_message.Message):
+    """Response of ListTools, in OpenAI's list shape."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECT_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    UNAVAILABLE_FIELD_NUMBER: _builtins.int
+    object: _builtins.str
+    """Always `list`."""
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tool]:
+        """The tools."""
+
+    @_builtins.property
+    def unavailable(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnavailableToolServer]:
+        """Configured MCP servers that are down (their tools are missing from `data`)."""
+
+    def __init__(
+        self,
+        *,
+        object: _builtins.str = ...,
+        data: _abc.Iterable[Global___Tool] | None = ...,
+        unavailable: _abc.Iterable[Global___UnavailableToolServer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "object", b"object", "unavailable", b"unavailable"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListToolsResponse: _TypeAlias = ListToolsResponse  # noqa: Y015

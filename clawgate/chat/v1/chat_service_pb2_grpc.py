@@ -71,6 +71,11 @@ class ChatServiceStub:
                 request_serializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheRequest.SerializeToString,
                 response_deserializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheResponse.FromString,
                 _registered_method=True)
+        self.ListTools = channel.unary_unary(
+                '/clawgate.chat.v1.ChatService/ListTools',
+                request_serializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.ListToolsRequest.SerializeToString,
+                response_deserializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.ListToolsResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -130,6 +135,14 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTools(self, request, context):
+        """Lists the tools the gateway can run for agents: built-ins, plugin tools and the
+        tools of configured MCP servers, with their JSON Schema parameters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -167,6 +180,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.PurgeCache,
                     request_deserializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheRequest.FromString,
                     response_serializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheResponse.SerializeToString,
+            ),
+            'ListTools': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTools,
+                    request_deserializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.ListToolsRequest.FromString,
+                    response_serializer=clawgate_dot_chat_dot_v1_dot_chat__service__pb2.ListToolsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -359,6 +377,33 @@ class ChatService:
             '/clawgate.chat.v1.ChatService/PurgeCache',
             clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheRequest.SerializeToString,
             clawgate_dot_chat_dot_v1_dot_chat__service__pb2.PurgeCacheResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTools(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clawgate.chat.v1.ChatService/ListTools',
+            clawgate_dot_chat_dot_v1_dot_chat__service__pb2.ListToolsRequest.SerializeToString,
+            clawgate_dot_chat_dot_v1_dot_chat__service__pb2.ListToolsResponse.FromString,
             options,
             channel_credentials,
             insecure,

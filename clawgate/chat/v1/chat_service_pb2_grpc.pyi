@@ -53,6 +53,10 @@ class ChatServiceStub:
     """Prompt-cache counters of this chat process and of the shared cache."""
     PurgeCache: _grpc.UnaryUnaryMultiCallable[_chat_service_pb2.PurgeCacheRequest, _chat_service_pb2.PurgeCacheResponse]
     """Deletes cached answers (all of this deployment's, or one model's)."""
+    ListTools: _grpc.UnaryUnaryMultiCallable[_chat_service_pb2.ListToolsRequest, _chat_service_pb2.ListToolsResponse]
+    """Lists the tools the gateway can run for agents: built-ins, plugin tools and the
+    tools of configured MCP servers, with their JSON Schema parameters.
+    """
 
 @_typing.type_check_only
 class ChatServiceAsyncStub(ChatServiceStub):
@@ -78,6 +82,10 @@ class ChatServiceAsyncStub(ChatServiceStub):
     """Prompt-cache counters of this chat process and of the shared cache."""
     PurgeCache: _aio.UnaryUnaryMultiCallable[_chat_service_pb2.PurgeCacheRequest, _chat_service_pb2.PurgeCacheResponse]  # type: ignore[assignment]
     """Deletes cached answers (all of this deployment's, or one model's)."""
+    ListTools: _aio.UnaryUnaryMultiCallable[_chat_service_pb2.ListToolsRequest, _chat_service_pb2.ListToolsResponse]  # type: ignore[assignment]
+    """Lists the tools the gateway can run for agents: built-ins, plugin tools and the
+    tools of configured MCP servers, with their JSON Schema parameters.
+    """
 
 class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
     """ChatService answers chat completions and lists the models behind the gateway."""
@@ -142,5 +150,15 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_chat_service_pb2.PurgeCacheResponse, _abc.Awaitable[_chat_service_pb2.PurgeCacheResponse]]:
         """Deletes cached answers (all of this deployment's, or one model's)."""
+
+    @_abc_1.abstractmethod
+    def ListTools(
+        self,
+        request: _chat_service_pb2.ListToolsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_service_pb2.ListToolsResponse, _abc.Awaitable[_chat_service_pb2.ListToolsResponse]]:
+        """Lists the tools the gateway can run for agents: built-ins, plugin tools and the
+        tools of configured MCP servers, with their JSON Schema parameters.
+        """
 
 def add_ChatServiceServicer_to_server(servicer: ChatServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
