@@ -9,7 +9,8 @@
 Tokens are named by their name (`clawgate token --list`) or by their token id
 (`clawgate token-id`, for unnamed tokens); the token itself never appears in the config.
 Entries are model ids or `agent:<name>`; a request passes when its model (after agent
-resolution) or the agent it named is listed. Tokens not listed get `default` (no `default`: everything allowed).
+resolution) or the agent it named is listed. Tokens not listed get `default` (no
+`default`: everything allowed).
 """
 
 from __future__ import annotations
