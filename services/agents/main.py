@@ -26,7 +26,7 @@ async def run(config: Config) -> None:
 
     await serve(
         name="agents",
-        address=config.services.agents,
+        address=config.listen.agents,
         register=register,
         auth=Authenticator.from_env(),
         on_stop=[agents.close],

@@ -53,7 +53,7 @@ async def run(config: Config) -> None:
 
     await serve(
         name="chat",
-        address=config.services.chat,
+        address=config.listen.chat,
         register=register,
         auth=Authenticator.from_env(),
         on_stop=[close],

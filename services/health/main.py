@@ -28,7 +28,7 @@ async def run() -> None:
 
     await serve(
         name="health",
-        address=config.services.health,
+        address=config.listen.health,
         register=register,
         auth=auth,
         # Anyone may ask whether the gateway is up; details need a token (servicer).
