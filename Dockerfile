@@ -25,5 +25,6 @@ COPY services ./services
 RUN pip install --no-deps --no-build-isolation . \
  && useradd --system --uid 10001 --home-dir /app clawgate
 COPY deploy/envoy /etc/envoy
+LABEL org.opencontainers.image.vendor=clawgate
 USER 10001
 CMD ["clawgate", "--help"]

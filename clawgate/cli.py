@@ -23,8 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     envoy = sub.add_parser("envoy-config", help="print Envoy's config for docker-compose")
     envoy.add_argument("--descriptor", default="/etc/envoy/clawgate.pb")
     envoy.add_argument("--lua", default="/etc/envoy/openai_errors.lua")
+    compose = sub.add_parser("compose-config", help="print docker-compose.yml (from the registry)")
+    compose.add_argument("--ci", action="store_true", help="the CI override with the stand-in")
+    sub.add_parser("k8s-manifests", help="print the Kubernetes manifests (deploy/k8s)")
     args = parser.parse_args(argv)
 
+    if args.command in ("compose-config", "k8s-manifests"):
+        from clawgate.deploy import cli as deploy_cli
+
+        return deploy_cli.run(args)
     from clawgate.launcher import onboard
 
     if args.command == "onboard":

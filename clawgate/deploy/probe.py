@@ -36,8 +36,9 @@ def probe_service(service: ServiceDef) -> str | None:
             )
         except grpc.RpcError as e:
             return f"{target}: {e.code().name}"  # type: ignore[attr-defined]
-    serving = reply.status == health_pb2.HealthCheckResponse.SERVING
-    return None if serving else f"{target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
+    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+        return None
+    return f"{target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
 
 
 def probe_url(url: str) -> str | None:
