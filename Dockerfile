@@ -6,18 +6,24 @@
 # "--no-index --find-links /wheels" installs only from build/wheelhouse (no network).
 # No secrets here: the token and provider keys come from the environment at run time.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# The dependency list (and, offline, the wheels) alone: the layers below stay cached while
+# pyproject.toml changes elsewhere. pyproject.toml makes the COPY valid when
+# build/wheelhouse does not exist (online builds).
+FROM ${BASE_IMAGE} AS requirements
+COPY pyproject.toml build/wheelhouse* /wheels/
+RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/wheels/pyproject.toml', 'rb'))['project']['dependencies']))" > /wheels/requirements.txt \
+ && rm /wheels/pyproject.toml
+
 FROM ${BASE_IMAGE}
 ARG PIP_ARGS=""
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/clawgate/bin:$PATH
-# Dependencies first (a layer that only changes with pyproject.toml or the wheelhouse);
-# setuptools and wheel build the project itself below without network.
-# pyproject.toml makes the COPY valid when build/wheelhouse does not exist (online builds).
-COPY pyproject.toml build/wheelhouse* /wheels/
+# setuptools and wheel build the project itself below, without network.
+COPY --from=requirements /wheels /wheels
 RUN python3 -m venv /opt/clawgate \
- && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/wheels/pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
- && pip install $PIP_ARGS setuptools wheel -r /tmp/requirements.txt \
- && rm -rf /wheels /tmp/requirements.txt
+ && pip install $PIP_ARGS setuptools wheel -r /wheels/requirements.txt \
+ && rm -rf /wheels
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY clawgate ./clawgate

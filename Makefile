@@ -9,13 +9,15 @@ PROTOS := $(shell find proto -name '*.proto' | sort)
 GEN_DIRS := $(patsubst proto/%/,%,$(sort $(dir $(PROTOS))))
 DESCRIPTOR := deploy/envoy/clawgate.pb
 
-.PHONY: help venv system-deps proto proto-check lint test test-fast up demo token clean
+.PHONY: help venv system-deps proto proto-check lint test test-fast up demo token clean images compose-test
 
 help:
 	@echo "make up      - set up and run the whole stack (Envoy on :8000)"
 	@echo "make demo    - same, with the built-in ollama stand-in"
 	@echo "make test    - set up and run lint, type checks and the test suite"
 	@echo "make proto   - regenerate Python code and the Envoy descriptor from proto/"
+	@echo "make images  - build the images offline with podman (debootstrapped base, wheelhouse)"
+	@echo "make compose-test - bring docker-compose.yml up with podman and run the smoke suite"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +51,16 @@ lint: venv
 
 test: system-deps venv proto-check lint
 	$(PY) -m pytest -q
+	$(MAKE) compose-test
+
+# Offline images (no registry): see scripts/build-images.sh.
+images: venv
+	./scripts/ensure-podman.sh
+	./scripts/build-images.sh
+
+# Compose brought up for real; skips (except with CI=true) where podman cannot run.
+compose-test: venv
+	./scripts/compose-test.sh
 
 test-fast: venv
 	$(PY) -m pytest -q -x

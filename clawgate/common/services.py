@@ -1,10 +1,11 @@
 """The one list of Clawgate's service processes.
 
 Everything that needs to know which services exist reads `SERVICES`: the config
-(`CLAWGATE_<NAME>_ADDR` to dial it, `CLAWGATE_<NAME>_LISTEN`, `services:` in the file), the launcher (children, readiness,
-order), Envoy's config (clusters, routes, transcoded services), the health report, the
-proto check, compose and Kubernetes. Adding a service is one entry here plus its folder
-under `services/` and its protos under `proto/clawgate/<name>/v1/`.
+(`CLAWGATE_<NAME>_ADDR` to dial it, `CLAWGATE_<NAME>_LISTEN`, `services:` in the file),
+the launcher (children, readiness, order), Envoy's config (clusters, routes, transcoded
+services), the health report, the proto check, compose and Kubernetes (clawgate/deploy).
+Adding a service is one entry here plus its folder under `services/` and its protos under
+`proto/clawgate/<name>/v1/`.
 """
 
 from __future__ import annotations

@@ -55,9 +55,7 @@ def meta(name: str, component: str | None = None) -> dict[str, Any]:
 
 def worker_urls() -> str:
     """Every ollama worker pod by its stable StatefulSet name, comma-separated."""
-    return ",".join(
-        f"http://{OLLAMA}-{i}.{OLLAMA}:{OLLAMA_PORT}/v1" for i in range(OLLAMA_WORKERS)
-    )
+    return ",".join(f"http://{OLLAMA}-{i}.{OLLAMA}:{OLLAMA_PORT}/v1" for i in range(OLLAMA_WORKERS))
 
 
 def config_maps() -> list[dict[str, Any]]:
