@@ -185,8 +185,18 @@ class HealthTicker:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                for name in self._project.names():
-                    podman("healthcheck", "run", name, check=False, timeout=30)
+                # All at once: one slow check (a Python probe on a busy machine) must not
+                # delay the others.
+                checks = [
+                    subprocess.Popen(
+                        ["podman", "healthcheck", "run", name],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                    for name in self._project.names()
+                ]
+                for check in checks:
+                    check.wait(timeout=60)
             except (RuntimeError, subprocess.SubprocessError, ValueError):
                 pass  # containers come and go (scale, teardown); try again next tick
             self._stop.wait(self._period)
