@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 . scripts/podman-env.sh
 tag=${CLAWGATE_IMAGE_TAG:-dev}
 base=$(deploy/base/build-base.sh)
+echo "images: base $base ready after ${SECONDS}s" >&2
 pyver=$(podman run --rm --network none "$base" python3 -c "import platform; print(platform.python_version())")
 wheels=$(scripts/wheelhouse.sh "$pyver")
+echo "images: wheelhouse ready after ${SECONDS}s" >&2
 rm -rf build/wheelhouse && mkdir -p build
 cp -al "$wheels" build/wheelhouse 2>/dev/null || cp -a "$wheels" build/wheelhouse
 trap 'rm -rf build/wheelhouse' EXIT

@@ -18,8 +18,12 @@ mkdir -p "$cache"
 if [ ! -s "$tarball" ]; then
   rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
   trap 'rm -rf "$rootfs"' EXIT
-  echo "debootstrap $SUITE into $rootfs (about 2 minutes)" >&2
-  debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$rootfs" "$MIRROR" >&2
+  echo "debootstrap $SUITE into $rootfs (a few minutes; log: $cache/debootstrap.log)" >&2
+  if ! debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$rootfs" "$MIRROR" \
+      > "$cache/debootstrap.log" 2>&1; then
+    tail -20 "$cache/debootstrap.log" >&2
+    exit 1
+  fi
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   tar -C "$rootfs" --numeric-owner -cf "$tarball.part" .
   mv "$tarball.part" "$tarball"
