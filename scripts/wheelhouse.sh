@@ -15,7 +15,7 @@ if [ "$have" != "$target" ]; then
   exit 1
 fi
 reqs=$($PY -c "import tomllib; print('\n'.join(['setuptools>=69', 'wheel', *tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']]))")
-key=$( { echo "$reqs"; echo "$target $(uname -m)"; cat "$0"; } | sha256sum | cut -c1-12)
+key=$(printf '%s\n' "$reqs" "$target $(uname -m) binary-only" | sha256sum | cut -c1-12)
 dir=${CLAWGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clawgate}/wheelhouse/$key
 if [ ! -f "$dir/.complete" ]; then
   rm -rf "$dir" && mkdir -p "$dir"

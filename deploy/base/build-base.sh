@@ -8,7 +8,9 @@ SUITE=bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # python3-venv: the images install into a venv (Debian's python is externally managed).
 INCLUDE=ca-certificates,python3,python3-venv,redis-server
-key=$( { echo "$SUITE $MIRROR $INCLUDE"; cat "$0"; } | sha256sum | cut -c1-12)
+# The key names what the rootfs holds; bump LAYOUT when the rootfs is made differently.
+LAYOUT=1
+key=$(echo "$SUITE $MIRROR $INCLUDE $LAYOUT" | sha256sum | cut -c1-12)
 image=localhost/clawgate-base:$key
 cache=${CLAWGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clawgate}/base
 tarball=$cache/rootfs-$key.tar
