@@ -11,6 +11,7 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 # pyproject.toml changes elsewhere. pyproject.toml makes the COPY valid when
 # build/wheelhouse does not exist (online builds).
 FROM ${BASE_IMAGE} AS requirements
+LABEL org.opencontainers.image.vendor=clawgate
 COPY pyproject.toml build/wheelhouse* /wheels/
 RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/wheels/pyproject.toml', 'rb'))['project']['dependencies']))" > /wheels/requirements.txt \
  && rm /wheels/pyproject.toml

@@ -24,5 +24,7 @@ if [ ! -f "$dir/.complete" ]; then
   $PY -m pip download -q --disable-pip-version-check --only-binary=:all: \
     -d "$dir" -r "$dir/requirements.txt" 2> >(grep -v "^WARNING: Location" >&2)
   touch "$dir/.complete"
+  # Keep only this key's wheelhouse.
+  find "$(dirname "$dir")" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} +
 fi
 echo "$dir"

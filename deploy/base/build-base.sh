@@ -31,4 +31,8 @@ if [ ! -s "$tarball" ]; then
   mv "$tarball.part" "$tarball"
 fi
 podman import --change 'CMD ["/bin/bash"]' "$tarball" "$image" >&2
+# Keep only this key's rootfs and base image: older ones are never used again.
+find "$cache" -maxdepth 1 -name 'rootfs-*.tar' ! -name "rootfs-$key.tar" -delete
+podman images --format '{{.Repository}}:{{.Tag}}' localhost/clawgate-base \
+  | grep -vx "$image" | xargs -r podman rmi -f >/dev/null 2>&1 || true
 echo "$image"
