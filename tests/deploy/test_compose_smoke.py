@@ -14,8 +14,9 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
@@ -149,11 +150,36 @@ def test_second_identical_request_is_a_cache_hit(deployed: Deployed) -> None:
 
 
 def test_redis_keeps_an_append_only_file_on_a_volume(deployed: Deployed) -> None:
-    (redis,) = deployed.project.names("redis")
-    reply = deployed.project.exec(redis, "redis-cli", "config", "get", "appendonly")
+    project = deployed.project
+    (redis,) = project.names("redis")
+    reply = project.exec(redis, "redis-cli", "config", "get", "appendonly")
     assert reply.split() == ["appendonly", "yes"]
-    mounts = deployed.project.inspect(redis)["Mounts"]
-    assert [(m["Type"], m["Destination"]) for m in mounts] == [("volume", "/data")]
+    (mount,) = project.inspect(redis)["Mounts"]
+    assert (mount["Type"], mount["Destination"]) == ("volume", "/data")
+    # An agent written through the API lands in the AOF on the volume (fsync every second)
+    # and is still there after Redis restarts from it.
+    name = f"aof-{uuid.uuid4().hex[:8]}"
+    url = deployed.base_url + "/api/v1/agents"
+    created = requests.post(
+        url, json={"name": name, "model": MODEL}, headers=deployed.headers, timeout=10
+    )
+    assert created.status_code == 200, created.text
+    aof = Path(json.loads(podman("volume", "inspect", mount["Name"]))[0]["Mountpoint"])
+    wait_for(lambda: any(name.encode() in f.read_bytes() for f in aof.glob("**/*.aof")), 10)
+    podman("restart", "-t", "5", redis)
+
+    def listed() -> bool:
+        page = requests.get(url, params={"page_size": 1000}, headers=deployed.headers, timeout=10)
+        return page.status_code == 200 and created.json() in page.json()["agents"]
+
+    wait_for(listed, 60)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not true within {timeout_s}s: {condition}"
+        time.sleep(0.5)
 
 
 def test_images_hold_no_secrets(deployed: Deployed) -> None:
