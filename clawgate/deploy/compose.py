@@ -194,9 +194,22 @@ def ci_override(config_path: Path = CONFIG) -> dict[str, Any]:
     }
 
 
-class _Dumper(yaml.SafeDumper):
+class Dumper(yaml.SafeDumper):
+    """Mappings as blocks, lists of plain values on one line (`command: [python, -m, …]`)."""
+
     def ignore_aliases(self, data: Any) -> bool:
         return True  # repeated blocks stay readable instead of becoming &id001 anchors
+
+    def represent_list(self, data: Any) -> yaml.SequenceNode:
+        flat = all(isinstance(v, str | int | float) for v in data)
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+    def represent_dict(self, data: Any) -> yaml.MappingNode:
+        return self.represent_mapping("tag:yaml.org,2002:map", data, flow_style=False)
+
+    def represent_text(self, data: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in data else None  # a file's text (a ConfigMap) reads as itself
+        return self.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
 def _represent_tagged(dumper: yaml.SafeDumper, value: Tagged) -> yaml.Node:
@@ -205,11 +218,14 @@ def _represent_tagged(dumper: yaml.SafeDumper, value: Tagged) -> yaml.Node:
     return dumper.represent_sequence(value.tag, value.value, flow_style=True)
 
 
-_Dumper.add_representer(Tagged, _represent_tagged)
+Dumper.add_representer(Tagged, _represent_tagged)
+Dumper.add_representer(list, Dumper.represent_list)
+Dumper.add_representer(dict, Dumper.represent_dict)
+Dumper.add_representer(str, Dumper.represent_text)
 
 
 def dump(doc: dict[str, Any]) -> str:
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=100, default_flow_style=None)
+    return yaml.dump(doc, Dumper=Dumper, sort_keys=False, width=100)
 
 
 def render(ci: bool = False) -> str:

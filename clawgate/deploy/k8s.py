@@ -27,6 +27,7 @@ from clawgate.deploy.compose import (
     OLLAMA,
     OLLAMA_PORT,
     REDIS_PORT,
+    Dumper,
     ollama_models,
 )
 
@@ -267,11 +268,6 @@ def manifests() -> list[dict[str, Any]]:
     return docs + envoy() + redis() + ollama()
 
 
-class _Dumper(yaml.SafeDumper):
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
 def render() -> str:
-    body = yaml.dump_all(manifests(), Dumper=_Dumper, sort_keys=False, width=100)
+    body = yaml.dump_all(manifests(), Dumper=Dumper, sort_keys=False, width=100)
     return HEADER + "---\n" + body
