@@ -175,7 +175,8 @@ class ChatSettings:
 @dataclass(frozen=True)
 class Config:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
-    services: ServiceAddrs = field(default_factory=ServiceAddrs)
+    services: ServiceAddrs = field(default_factory=ServiceAddrs)  # where to dial each service
+    listen: ServiceAddrs = field(default_factory=ServiceAddrs)  # where each one listens
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache: CacheSettings = field(default_factory=CacheSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
@@ -571,6 +572,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
     services = ServiceAddrs(
         {s.name: str(env.get(s.addr_env, sv.get(s.name, s.default_addr))) for s in SERVICES}
     )
+    listen = ServiceAddrs({s.name: env.get(s.listen_env, services[s.name]) for s in SERVICES})
     cr = _section(data, "cache")
     cache = CacheSettings(
         enabled=_bool(*_pick(env, "CLAWGATE_CACHE_ENABLED", cr, "enabled", "cache", True)),
@@ -623,6 +625,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
     return Config(
         gateway=gateway,
         services=services,
+        listen=listen,
         redis_url=env.get("CLAWGATE_REDIS_URL", data.get("redisUrl", Config.redis_url)),
         cache=cache,
         chat=chat,

@@ -20,6 +20,7 @@ GRACE_S = 5.0
 
 async def run(address: str) -> None:
     host, _, port = address.rpartition(":")
+    host = host.strip("[]")  # `[::]:50054` in containers
     bundle = assets.load()
     runner = web.AppRunner(
         create_app(bundle),
@@ -43,4 +44,4 @@ async def run(address: str) -> None:
 def main() -> None:
     config = load_config_or_exit()
     clawgate_logging.setup("web", config.log_level)
-    asyncio.run(run(config.services.web))
+    asyncio.run(run(config.listen.web))
