@@ -1,0 +1,275 @@
+"""Turns per-round loadgen results into the benchmark table (markdown and JSON).
+
+Every cell is the median over rounds of one per-round number, with its spread (min–max);
+ratios are ratios of those medians: to the direct upstream, and Clawgate to each peer.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# results[scenario][target] = one loadgen result per round (with the harness's extras:
+# "round", "cpu_s", "cpu_by_process", "counted" requests for CPU).
+Results = dict[str, dict[str, list[dict[str, Any]]]]
+Getter = Callable[[dict[str, Any], dict[str, Any] | None], float | None]
+
+DIRECT = "direct"
+CLAWGATE = "clawgate"
+
+
+def _stat(path: str) -> Getter:
+    """A nested value such as "latency_ms.p50" of the target's own result."""
+
+    def get(result: dict[str, Any], _: dict[str, Any] | None) -> float | None:
+        if not result.get("ok"):
+            return None
+        value: Any = result
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return float(value) if isinstance(value, int | float) else None
+
+    return get
+
+
+def _minus_direct(path: str) -> Getter:
+    """The target's value minus the direct upstream's in the same round (added cost)."""
+    own = _stat(path)
+
+    def get(result: dict[str, Any], direct: dict[str, Any] | None) -> float | None:
+        mine, base = own(result, None), own(direct, None) if direct else None
+        return None if mine is None or base is None else mine - base
+
+    return get
+
+
+def _cpu_per_1k(result: dict[str, Any], _: dict[str, Any] | None) -> float | None:
+    counted = result.get("counted") or 0
+    if "cpu_s" not in result or not counted:
+        return None
+    return float(result["cpu_s"]) / counted * 1000
+
+
+def _errors(result: dict[str, Any], _: dict[str, Any] | None) -> float | None:
+    return float(result["requests"]) - float(result["ok"])
+
+
+def _bypass_pct(result: dict[str, Any], _: dict[str, Any] | None) -> float | None:
+    seen = result.get("x_cache") or {}
+    if not seen or not result["requests"]:
+        return None  # the target sends no x-cache header
+    return 100.0 * float(seen.get("BYPASS", 0)) / float(result["requests"])
+
+
+def _hit_pct(result: dict[str, Any], _: dict[str, Any] | None) -> float | None:
+    seen = result.get("x_cache") or {}
+    if not seen or not result["requests"]:
+        return None
+    return 100.0 * float(seen.get("HIT", 0)) / float(result["requests"])
+
+
+def _seconds(getter: Getter) -> Getter:
+    def get(result: dict[str, Any], direct: dict[str, Any] | None) -> float | None:
+        value = getter(result, direct)
+        return None if value is None else value / 1000
+
+    return get
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    scenario: str
+    get: Getter
+    better: str = "lower"  # or "higher"; "" for counts that only inform
+    digits: int = 2
+    ratio: bool = True  # shown in the ratio table
+
+
+ROWS: tuple[Row, ...] = (
+    Row("c=1 latency p50 ms", "c1", _stat("latency_ms.p50")),
+    Row("c=1 latency p99 ms", "c1", _stat("latency_ms.p99")),
+    Row(
+        "c=1 overhead p50 ms (target − direct)", "c1", _minus_direct("latency_ms.p50"), ratio=False
+    ),
+    Row(
+        "c=1 overhead p99 ms (target − direct)", "c1", _minus_direct("latency_ms.p99"), ratio=False
+    ),
+    Row("c=16 req/s", "c16", _stat("rps"), better="higher", digits=0),
+    Row("c=64 req/s", "c64", _stat("rps"), better="higher", digits=0),
+    Row("c=64 latency p99 ms", "c64", _stat("latency_ms.p99")),
+    Row("c=64 errors", "c64", _errors, better="", digits=0, ratio=False),
+    Row("c=64 x-cache BYPASS %", "c64", _bypass_pct, digits=1, ratio=False),
+    Row("CPU s per 1,000 requests (c=64)", "c64", _cpu_per_1k, digits=3),
+    Row("stream first byte p50 ms", "stream", _stat("first_byte_ms.p50")),
+    Row("stream first token p50 ms", "stream", _stat("first_token_ms.p50")),
+    Row(
+        "stream first token added p50 ms",
+        "stream",
+        _minus_direct("first_token_ms.p50"),
+        ratio=False,
+    ),
+    Row("stream inter-chunk gap added p50 ms", "stream", _minus_direct("gap_ms.p50"), ratio=False),
+    Row("stream inter-chunk gap added p99 ms", "stream", _minus_direct("gap_ms.p99"), ratio=False),
+    Row("stream longest gap ms", "stream", _stat("gap_ms.max"), ratio=False),
+    Row("stream errors", "stream", _errors, better="", digits=0, ratio=False),
+    Row("cache hit p50 ms", "cache", _stat("latency_ms.p50")),
+    Row("cache hit p99 ms", "cache", _stat("latency_ms.p99")),
+    Row("cache x-cache HIT %", "cache", _hit_pct, digits=1, ratio=False),
+    Row("1,000 streams first token p50 s", "streams", _seconds(_stat("first_token_ms.p50"))),
+    Row("1,000 streams first token p99 s", "streams", _seconds(_stat("first_token_ms.p99"))),
+    Row("1,000 streams errors", "streams", _errors, better="", digits=0, ratio=False),
+    Row("gRPC direct to chat c=1 p50 ms", "grpc-direct-c1", _stat("latency_ms.p50")),
+    Row("gRPC via Envoy c=1 p50 ms", "grpc-envoy-c1", _stat("latency_ms.p50")),
+    Row(
+        "gRPC direct to chat c=16 req/s", "grpc-direct-c16", _stat("rps"), better="higher", digits=0
+    ),
+    Row("gRPC via Envoy c=16 req/s", "grpc-envoy-c16", _stat("rps"), better="higher", digits=0),
+)
+
+
+@dataclass
+class Cell:
+    values: list[float]
+    text: str
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "median": self.median,
+            "min": min(self.values) if self.values else None,
+            "max": max(self.values) if self.values else None,
+            "rounds": self.values,
+            "text": self.text,
+        }
+
+
+def _fmt(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def failure_text(rounds: list[dict[str, Any]]) -> str:
+    """What went wrong when a target answered no request of a scenario successfully."""
+    errors: dict[str, int] = {}
+    for r in rounds:
+        for reason, count in (r.get("errors") or {}).items():
+            errors[reason] = errors.get(reason, 0) + count
+    if not errors:
+        return "–"
+    reason, count = max(errors.items(), key=lambda item: item[1])
+    return f"fails: {reason} ×{count}"
+
+
+def cell(row: Row, rounds: list[dict[str, Any]], direct: list[dict[str, Any]]) -> Cell:
+    by_round = {r["round"]: r for r in direct}
+    values = [v for r in rounds if (v := row.get(r, by_round.get(r["round"]))) is not None]
+    if not values:
+        if rounds and not any(r.get("ok") for r in rounds) and row.get is not _errors:
+            return Cell([], failure_text(rounds))
+        return Cell([], "–")
+    mid = statistics.median(values)
+    text = _fmt(mid, row.digits)
+    if len(values) > 1:
+        text += f" ({_fmt(min(values), row.digits)}–{_fmt(max(values), row.digits)})"
+    return Cell(values, text)
+
+
+def table(results: Results, targets: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for row in ROWS:
+        per_target = results.get(row.scenario, {})
+        direct = per_target.get(DIRECT, [])
+        cells = {t: cell(row, per_target.get(t, []), direct) for t in targets}
+        rows.append({"row": row, "cells": cells})
+    return rows
+
+
+def ratio_columns(targets: list[str]) -> list[tuple[str, str]]:
+    """(numerator, denominator) pairs: every target to direct, Clawgate to each peer."""
+    pairs = [(t, DIRECT) for t in targets if t != DIRECT and DIRECT in targets]
+    pairs += [(CLAWGATE, t) for t in targets if t not in (DIRECT, CLAWGATE)]
+    return pairs if CLAWGATE in targets else [p for p in pairs if p[0] != CLAWGATE]
+
+
+def ratios(rows: list[dict[str, Any]], targets: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for entry in rows:
+        row: Row = entry["row"]
+        if not row.ratio:
+            continue
+        values: dict[str, float | None] = {}
+        for num, den in ratio_columns(targets):
+            a, b = entry["cells"][num].median, entry["cells"][den].median
+            values[f"{num}/{den}"] = a / b if a is not None and b else None
+        out.append({"metric": row.metric, "better": row.better, "ratios": values})
+    return out
+
+
+def markdown(data: dict[str, Any]) -> str:
+    meta, targets = data["meta"], data["targets"]
+    keys = list(targets)
+    labels = [targets[k]["label"] for k in keys]
+    lines = [
+        f"# Clawgate benchmark, {meta['finished']}",
+        "",
+        f"Shared machine ({meta['cpus']} CPUs, other work running): load average "
+        f"{meta['loadavg_start']} at the start, {meta['loadavg_end']} at the end. "
+        "Absolute numbers vary with the machine and its load; compare the columns, "
+        "which ran interleaved in the same rounds.",
+        "",
+        f"Upstream: the ollama stand-in, model `{meta['model']}`, max_tokens "
+        f"{meta['max_tokens']}, token delay {meta['token_delay_ms']} ms for non-streaming "
+        f"scenarios and {meta['stream_token_delay_ms']} ms for streaming ones. Load: "
+        f"`bench/loadgen.py` in its own process for every target; {meta['rounds']} rounds, "
+        f"target order rotated each round; cells are the median over rounds (min–max). "
+        f"Whole run {meta['elapsed_s']:.0f} s.",
+        "",
+        "| metric | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for entry in data["table"]:
+        lines.append(
+            f"| {entry['metric']} | " + " | ".join(entry["cells"][k]["text"] for k in keys) + " |"
+        )
+    for row in data["extra_rows"]:
+        lines.append(
+            f"| {row['metric']} | " + " | ".join(row["cells"].get(k, "–") for k in keys) + " |"
+        )
+    pairs = list(data["ratios"][0]["ratios"]) if data["ratios"] else []
+    if pairs:
+        names = [" ÷ ".join(targets[k]["label"] for k in p.split("/")) for p in pairs]
+        lines += [
+            "",
+            "## Ratios (of the medians)",
+            "",
+            "| metric | better | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(pairs),
+        ]
+        for entry in data["ratios"]:
+            texts = ["–" if v is None else f"{v:.2f}×" for v in entry["ratios"].values()]
+            lines.append(
+                f"| {entry['metric']} | {entry['better'] or '–'} | " + " | ".join(texts) + " |"
+            )
+    lines += [
+        "",
+        "## Per process (c=64: CPU seconds per 1,000 requests; peak RSS)",
+        "",
+        "| target | process | CPU s / 1,000 req | peak RSS MB |",
+        "|---|---|---|---|",
+    ]
+    for key in keys:
+        for proc in targets[key].get("processes", []):
+            cpu = proc.get("cpu_s_per_1k")
+            cpu_text = "–" if cpu is None else f"{cpu:.3f}"
+            rss = f"{proc['peak_rss_mb']:.0f}"
+            lines.append(f"| {targets[key]['label']} | {proc['name']} | {cpu_text} | {rss} |")
+    notes = [f"- {targets[k]['label']}: {n}" for k in keys for n in targets[k].get("notes", [])]
+    notes += [f"- {n}" for n in meta.get("notes", [])]
+    if notes:
+        lines += ["", "## Notes", "", *notes]
+    return "\n".join(lines) + "\n"
