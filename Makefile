@@ -9,13 +9,14 @@ PROTOS := $(shell find proto -name '*.proto' | sort)
 GEN_DIRS := $(patsubst proto/%/,%,$(sort $(dir $(PROTOS))))
 DESCRIPTOR := deploy/envoy/clawgate.pb
 
-.PHONY: help venv system-deps proto proto-check lint test test-fast up demo token clean
+.PHONY: help venv system-deps proto proto-check lint test test-fast up demo token bench clean
 
 help:
 	@echo "make up      - set up and run the whole stack (Envoy on :8000)"
 	@echo "make demo    - same, with the built-in ollama stand-in"
 	@echo "make test    - set up and run lint, type checks and the test suite"
 	@echo "make proto   - regenerate Python code and the Envoy descriptor from proto/"
+	@echo "make bench   - Clawgate vs direct, LiteLLM and Portkey (bench/results/, ~15 min)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +62,10 @@ demo: system-deps venv
 
 token: venv
 	@$(VENV)/bin/clawgate token
+
+# Benchmarks, not tests: BENCH_ARGS passes options (e.g. BENCH_ARGS="--rounds 1 --no-peers").
+bench: system-deps venv
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -64,6 +64,7 @@ class Sample:
     status: str = ""
     x_cache: str | None = None
     error: str | None = None
+    body: bytes = b""  # the start of an error answer, to tell failures apart
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -110,9 +111,17 @@ async def http_request(session: aiohttp.ClientSession, job: Job, body: dict[str,
         async with session.post(job.url, json=body, headers=job.headers) as reply:
             status, x_cache = str(reply.status), reply.headers.get("x-cache")
             if not job.stream or reply.status != 200:
-                await reply.read()
-                error = None if reply.status == 200 else f"HTTP {reply.status}"
-                return Sample(error is None, ms(), status=status, x_cache=x_cache, error=error)
+                answer = await reply.read()
+                if reply.status == 200:
+                    return Sample(True, ms(), status=status, x_cache=x_cache)
+                return Sample(
+                    False,
+                    ms(),
+                    status=status,
+                    x_cache=x_cache,
+                    error=f"HTTP {reply.status}",
+                    body=answer[:300],
+                )
             return await read_sse(reply, ms, status, x_cache)
     except TimeoutError:
         return Sample(False, ms(), status="timeout", error="timeout")
@@ -212,11 +221,13 @@ async def run(job: Job) -> dict[str, Any]:
 
 def result(samples: list[Sample], elapsed_s: float) -> dict[str, Any]:
     ok = [s for s in samples if s.ok]
+    failed = [s for s in samples if not s.ok]
     gaps = [g for s in ok for g in s.gaps_ms]
     return {
         "requests": len(samples),
         "ok": len(ok),
-        "errors": dict(Counter(s.error for s in samples if s.error)),
+        "errors": dict(Counter(s.error for s in failed if s.error)),
+        "error_sample": failed[0].body.decode("utf-8", "replace") if failed else None,
         "statuses": dict(Counter(s.status for s in samples)),
         "x_cache": dict(Counter(s.x_cache for s in samples if s.x_cache)),
         "elapsed_s": elapsed_s,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -110,9 +111,9 @@ def node_version() -> str:
 @contextlib.contextmanager
 def litellm(
     cache: Path, version: str, upstream_v1: str, model: str, logs: Path
-) -> Iterator[tuple[str, Child]]:
-    """A LiteLLM proxy (one worker, in-memory response cache) in front of `upstream_v1`;
-    yields its base URL and process."""
+) -> Iterator[tuple[str, Child, dict[str, str]]]:
+    """A LiteLLM proxy (one worker, in-memory response cache, a master key made up for the
+    run) in front of `upstream_v1`; yields its base URL, process and request headers."""
     venv = ensure_litellm(cache, version)
     port = free_port()
     config = {
@@ -134,7 +135,9 @@ def litellm(
     }
     # JSON is valid YAML, which is what `litellm --config` reads.
     path = write_json(logs / f"litellm-{port}.yaml", config)
+    master_key = "sk-" + secrets.token_hex(16)  # it refuses to start without one
     env = {
+        "LITELLM_MASTER_KEY": master_key,
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no fetch of the cost map at start-up
         "LITELLM_LOG": "ERROR",
         "LITELLM_TELEMETRY": "False",
@@ -156,7 +159,7 @@ def litellm(
     url = f"http://127.0.0.1:{port}"
     child = Child(f"litellm-{version}", argv, env=env, log_path=logs / f"litellm-{version}.log")
     with _running(child, url + "/health/liveliness", 120):
-        yield url, child
+        yield url, child, {"Authorization": f"Bearer {master_key}"}
 
 
 @contextlib.contextmanager

@@ -86,17 +86,18 @@ class Row:
     better: str = "lower"  # or "higher"; "" for counts that only inform
     digits: int = 2
     ratio: bool = True  # shown in the ratio table
+    added: bool = False  # a difference to the direct upstream (no cell for direct itself)
+
+
+def _added(metric: str, scenario: str, path: str) -> Row:
+    return Row(metric, scenario, _minus_direct(path), ratio=False, added=True)
 
 
 ROWS: tuple[Row, ...] = (
     Row("c=1 latency p50 ms", "c1", _stat("latency_ms.p50")),
     Row("c=1 latency p99 ms", "c1", _stat("latency_ms.p99")),
-    Row(
-        "c=1 overhead p50 ms (target − direct)", "c1", _minus_direct("latency_ms.p50"), ratio=False
-    ),
-    Row(
-        "c=1 overhead p99 ms (target − direct)", "c1", _minus_direct("latency_ms.p99"), ratio=False
-    ),
+    _added("c=1 overhead p50 ms (target − direct)", "c1", "latency_ms.p50"),
+    _added("c=1 overhead p99 ms (target − direct)", "c1", "latency_ms.p99"),
     Row("c=16 req/s", "c16", _stat("rps"), better="higher", digits=0),
     Row("c=64 req/s", "c64", _stat("rps"), better="higher", digits=0),
     Row("c=64 latency p99 ms", "c64", _stat("latency_ms.p99")),
@@ -105,14 +106,9 @@ ROWS: tuple[Row, ...] = (
     Row("CPU s per 1,000 requests (c=64)", "c64", _cpu_per_1k, digits=3),
     Row("stream first byte p50 ms", "stream", _stat("first_byte_ms.p50")),
     Row("stream first token p50 ms", "stream", _stat("first_token_ms.p50")),
-    Row(
-        "stream first token added p50 ms",
-        "stream",
-        _minus_direct("first_token_ms.p50"),
-        ratio=False,
-    ),
-    Row("stream inter-chunk gap added p50 ms", "stream", _minus_direct("gap_ms.p50"), ratio=False),
-    Row("stream inter-chunk gap added p99 ms", "stream", _minus_direct("gap_ms.p99"), ratio=False),
+    _added("stream first token added p50 ms", "stream", "first_token_ms.p50"),
+    _added("stream inter-chunk gap added p50 ms", "stream", "gap_ms.p50"),
+    _added("stream inter-chunk gap added p99 ms", "stream", "gap_ms.p99"),
     Row("stream longest gap ms", "stream", _stat("gap_ms.max"), ratio=False),
     Row("stream errors", "stream", _errors, better="", digits=0, ratio=False),
     Row("cache hit p50 ms", "cache", _stat("latency_ms.p50")),
@@ -166,6 +162,8 @@ def failure_text(rounds: list[dict[str, Any]]) -> str:
 
 
 def cell(row: Row, rounds: list[dict[str, Any]], direct: list[dict[str, Any]]) -> Cell:
+    if row.added and rounds is direct:
+        return Cell([], "–")
     by_round = {r["round"]: r for r in direct}
     values = [v for r in rounds if (v := row.get(r, by_round.get(r["round"]))) is not None]
     if not values:
@@ -206,6 +204,8 @@ def ratios(rows: list[dict[str, Any]], targets: list[str]) -> list[dict[str, Any
         for num, den in ratio_columns(targets):
             a, b = entry["cells"][num].median, entry["cells"][den].median
             values[f"{num}/{den}"] = a / b if a is not None and b else None
+        if not any(v is not None for v in values.values()):
+            continue
         out.append({"metric": row.metric, "better": row.better, "ratios": values})
     return out
 

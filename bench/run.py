@@ -48,7 +48,7 @@ class Scenario:
 
 
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
-    s = 0.2 if args.smoke else args.scale  # durations and counts shrink together
+    s = 0.1 if args.smoke else args.scale  # durations and counts shrink together
     n = max(1, int(args.streams * (0.05 if args.smoke else 1)))
     grpc = [
         Scenario(f"grpc-{way}-c{c}", c, int(300 * s) or 1, 5 * s, grpc=way)
@@ -185,17 +185,28 @@ def process_table(target: Target, results: report.Results) -> list[dict[str, Any
     ]
 
 
-def log_notes(target: Target) -> list[str]:
-    """Known failures a peer's own log explains."""
+def failure_notes(target: Target, results: report.Results) -> list[str]:
+    """What a target answered where it failed, and known failures its own log explains."""
+    notes = []
+    for scenario, per_target in results.items():
+        rounds = per_target.get(target.key, [])
+        failed = sum(r["requests"] - r["ok"] for r in rounds)
+        sample = next((r["error_sample"] for r in rounds if r.get("error_sample")), None)
+        if failed:
+            answer = f", answer `{sample.strip()[:120]}`" if sample else ""
+            notes.append(
+                f"{scenario}: {failed} of {sum(r['requests'] for r in rounds)} "
+                f"requests failed ({report.failure_text(rounds)}{answer})"
+            )
     if target.log is None or not target.log.exists():
-        return []
+        return notes
     text = target.log.read_text(encoding="utf-8", errors="replace")
     if "TypeError: immutable" in text:
-        return [
-            "streaming requests fail with HTTP 500 `TypeError: immutable` on this Node "
-            "(Portkey issues #1389/#1550)"
-        ]
-    return []
+        notes.append(
+            "its log shows `TypeError: immutable` for the failed streams "
+            "(Portkey issues #1389/#1550, Node 20)"
+        )
+    return notes
 
 
 def build(targets: list[Target], results: report.Results, meta: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +228,7 @@ def build(targets: list[Target], results: report.Results, meta: dict[str, Any]) 
     ]
     described = {}
     for t in targets:
-        notes = [*t.notes, *log_notes(t)]
+        notes = [*t.notes, *failure_notes(t, results)]
         if t.unavailable:
             notes.insert(0, f"not run: {t.unavailable}")
         described[t.key] = {

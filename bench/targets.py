@@ -90,9 +90,9 @@ def open_targets(
     targets = [direct_target(running), clawgate_target(running)]
     upstream_v1 = upstream + "/v1"
     if litellm_version:
-        key, label = "litellm", f"LiteLLM proxy {litellm_version}"
+        key, label = "litellm", f"LiteLLM {litellm_version}"
         try:
-            url, child = exits.enter_context(
+            url, child, auth = exits.enter_context(
                 peers.litellm(peer_cache, litellm_version, upstream_v1, model, logs)
             )
             assert child.process is not None
@@ -101,12 +101,13 @@ def open_targets(
                     key,
                     label,
                     url + "/v1/chat/completions",
+                    headers=auth,
                     processes={"litellm": child.process.pid},
                     cache_headers={},
                     log=child.log_path,
                     notes=[
                         "one worker, in-process response cache "
-                        "(cache_params type local), no master key"
+                        "(cache_params type local), master key auth"
                     ],
                 )
             )
@@ -114,7 +115,7 @@ def open_targets(
             targets.append(Target(key, label, unavailable=str(exc)))
     node = peers.node_version()
     for version in portkey_versions:
-        key, label = f"portkey-{version}", f"Portkey {version} (node {node})"
+        key, label = f"portkey-{version}", f"Portkey {version}"
         try:
             url, child = exits.enter_context(peers.portkey(peer_cache, version, logs))
             assert child.process is not None
@@ -127,8 +128,8 @@ def open_targets(
                     processes={"node": child.process.pid},
                     log=child.log_path,
                     notes=[
-                        "no cache measured: the open-source gateway answers "
-                        "x-portkey-cache-status: DISABLED"
+                        f"on node {node}; no cache measured: the open-source gateway "
+                        "answers x-portkey-cache-status: DISABLED"
                     ],
                 )
             )
