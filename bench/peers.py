@@ -199,7 +199,10 @@ PORTKEY_CACHE_CONFIG = json.dumps({"cache": {"mode": "simple"}})
 
 @contextlib.contextmanager
 def _running(child: Child, ready_url: str, timeout: float) -> Iterator[Child]:
-    child.start()
+    try:
+        child.start()
+    except OSError as exc:  # node missing, say
+        raise PeerUnavailable(f"{child.name} did not start: {exc}") from exc
     try:
         try:
             child.wait_ready(lambda: http_ok(ready_url, timeout=1.0), timeout=timeout)

@@ -23,8 +23,17 @@ GRPC = ("grpc-direct-c1", "grpc-envoy-c1", "grpc-direct-c16", "grpc-envoy-c16")
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     out = tmp_path_factory.mktemp("bench")
-    argv = [sys.executable, "-m", "bench.run", "--no-peers", "--smoke", "--out", str(out),
-            "--peer-cache", str(out / "cache")]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--no-peers",
+        "--smoke",
+        "--out",
+        str(out),
+        "--peer-cache",
+        str(out / "cache"),
+    ]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads((out / "latest.json").read_text(encoding="utf-8"))
@@ -66,8 +75,12 @@ def test_table_has_every_row_with_numbers(smoke: tuple[dict[str, Any], str]) -> 
         assert isinstance(clawgate["median"], float), (row.metric, clawgate)
         assert row.metric in markdown
         direct = rows[row.metric]["direct"]
-        has_direct = not (row.added or row.scenario == "cache" or row.scenario.startswith("grpc")
-                          or row.metric.startswith("c=64 x-cache"))  # fmt: skip
+        has_direct = not (
+            row.added
+            or row.scenario == "cache"
+            or row.scenario.startswith("grpc")
+            or row.metric.startswith("c=64 x-cache")
+        )
         assert (direct["median"] is not None) == has_direct, (row.metric, direct)
     # CPU and memory of every Clawgate process, and the ratio to the direct upstream.
     processes = {p["name"]: p for p in data["targets"]["clawgate"]["processes"]}
@@ -84,8 +97,14 @@ def test_table_has_every_row_with_numbers(smoke: tuple[dict[str, Any], str]) -> 
 
 
 def _round(number: int, ok: int, p50: float) -> dict[str, Any]:
-    return {"round": number, "requests": 10, "ok": ok, "errors": {"HTTP 500": 10 - ok} if
-            ok < 10 else {}, "latency_ms": {"p50": p50}, "rps": 100.0 * (number + 1)}  # fmt: skip
+    return {
+        "round": number,
+        "requests": 10,
+        "ok": ok,
+        "errors": {"HTTP 500": 10 - ok} if ok < 10 else {},
+        "latency_ms": {"p50": p50},
+        "rps": 100.0 * (number + 1),
+    }
 
 
 def test_cells_are_medians_with_spread_and_overhead_is_per_round() -> None:
