@@ -6,7 +6,7 @@
 Starts a private stack (as `make bench` does), runs `bench/loadgen.py` against Envoy's REST
 port in its own process, and records the chat process with `py-spy record --format raw`
 (collapsed stacks, active samples only). Writes the top frames by self and inclusive share,
-a breakdown by library and by thread, and the raw stacks to bench/results/.
+a breakdown by library and by thread to bench/results/ (raw stacks to the bench cache).
 py-spy comes from PyPI (`pip install py-spy`); it needs ptrace rights on the process.
 """
 
@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench import peers
 from bench.loadgen import Job
 from bench.run import MODEL, ROOT, chat_body
 from bench.stack import STANDIN, clawgate_stack
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     spy = py_spy()
     name = f"profile-chat-{'stream' if args.stream else 'json'}-c{args.concurrency}"
     args.out.mkdir(parents=True, exist_ok=True)
-    raw_path = args.out / f"{name}.raw.txt"
+    raw_path = peers.DEFAULT_CACHE / "profiles" / f"{name}.raw.txt"  # large: not in the repo
+    raw_path.parent.mkdir(parents=True, exist_ok=True)
     with clawgate_stack(MODEL, 0) as stack:
         upstream = stack.standins[STANDIN]
         patch_standin(
