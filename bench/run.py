@@ -51,7 +51,9 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
     s = 0.1 if args.smoke else args.scale  # durations and counts shrink together
     n = max(1, int(args.streams * (0.05 if args.smoke else 1)))
     grpc = [
-        Scenario(f"grpc-{way}-c{c}", c, int(300 * s) or 1, 5 * s, grpc=way)
+        Scenario(
+            f"grpc-{way}-c{c}", c, max(10, int(250 * s)) if c == 1 else 100_000, 4 * s, grpc=way
+        )
         for way in ("direct", "envoy")
         for c in (1, 16)
     ]

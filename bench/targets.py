@@ -69,7 +69,9 @@ def clawgate_target(stack: Stack) -> Target:
         grpc={"direct": stack.addrs["chat"], "envoy": stack.grpc_target},
         notes=[
             "one chat process (the launcher runs one per service); Redis counted in "
-            "its CPU and memory"
+            "its CPU and memory",
+            "asks the upstream for a stream even for JSON answers (the peers pass "
+            "stream: false through)",
         ],
     )
 
