@@ -84,6 +84,16 @@ def summary(values: list[float]) -> dict[str, float | None]:
     }
 
 
+def censored_summary(values: list[float | None]) -> dict[str, float | int | None]:
+    """Percentiles where None (never happened) sorts after every value and reads as null."""
+    ordered = sorted(math.inf if v is None else v for v in values)
+    out: dict[str, float | int | None] = {"missing": sum(v is None for v in values)}
+    for name, fraction in (("p50", 0.50), ("p99", 0.99)):
+        value = percentile(ordered, fraction)
+        out[name] = None if value is None or math.isinf(value) else value
+    return out
+
+
 class Bodies:
     """Request bodies: the job's body, or a copy with a unique last message."""
 
@@ -102,37 +112,32 @@ class Bodies:
 
 
 async def http_request(session: aiohttp.ClientSession, job: Job, body: dict[str, Any]) -> Sample:
+    """One request; what was measured before a failure (a stream's first token) is kept."""
     started = time.perf_counter()
+    sample = Sample(False, 0.0)
 
     def ms() -> float:
         return (time.perf_counter() - started) * 1000
 
     try:
         async with session.post(job.url, json=body, headers=job.headers) as reply:
-            status, x_cache = str(reply.status), reply.headers.get("x-cache")
-            if not job.stream or reply.status != 200:
+            sample.status, sample.x_cache = str(reply.status), reply.headers.get("x-cache")
+            if job.stream and reply.status == 200:
+                await read_sse(reply, ms, sample)
+            else:
                 answer = await reply.read()
-                if reply.status == 200:
-                    return Sample(True, ms(), status=status, x_cache=x_cache)
-                return Sample(
-                    False,
-                    ms(),
-                    status=status,
-                    x_cache=x_cache,
-                    error=f"HTTP {reply.status}",
-                    body=answer[:300],
-                )
-            return await read_sse(reply, ms, status, x_cache)
+                sample.ok = reply.status == 200
+                if not sample.ok:
+                    sample.error, sample.body = f"HTTP {reply.status}", answer[:300]
     except TimeoutError:
-        return Sample(False, ms(), status="timeout", error="timeout")
+        sample.ok, sample.error = False, "timeout"
     except aiohttp.ClientError as exc:
-        return Sample(False, ms(), status="conn", error=type(exc).__name__)
+        sample.ok, sample.error = False, type(exc).__name__
+    sample.total_ms = ms()
+    return sample
 
 
-async def read_sse(
-    reply: aiohttp.ClientResponse, ms: Callable[[], float], status: str, x_cache: str | None
-) -> Sample:
-    sample = Sample(False, 0.0, status=status, x_cache=x_cache)
+async def read_sse(reply: aiohttp.ClientResponse, ms: Callable[[], float], sample: Sample) -> None:
     last: float | None = None
     tail = b""
     async for data in reply.content.iter_any():
@@ -141,16 +146,14 @@ async def read_sse(
             sample.first_byte_ms = now
         if sample.first_token_ms is None and _CONTENT.search(data):
             sample.first_token_ms = now
-        if last is not None and b"data:" in data:
-            sample.gaps_ms.append(now - last)
         if b"data:" in data:
+            if last is not None:
+                sample.gaps_ms.append(now - last)
             last = now
         tail = (tail + data)[-64:]
-    sample.total_ms = ms()
     sample.ok = _DONE in tail
     if not sample.ok:
         sample.error = "stream ended without [DONE]"
-    return sample
 
 
 def grpc_caller(job: Job) -> tuple[Callable[[dict[str, Any]], Awaitable[Sample]], Any]:
@@ -235,6 +238,9 @@ def result(samples: list[Sample], elapsed_s: float) -> dict[str, Any]:
         "latency_ms": summary([s.total_ms for s in ok]),
         "first_byte_ms": summary([s.first_byte_ms for s in ok if s.first_byte_ms is not None]),
         "first_token_ms": summary([s.first_token_ms for s in ok if s.first_token_ms is not None]),
+        # Every request, failed ones too: one that never got a token counts as infinitely
+        # late (a percentile landing there is null), so failures cannot flatter the number.
+        "first_token_all_ms": censored_summary([s.first_token_ms for s in samples]),
         "gap_ms": summary(gaps),
     }
 

@@ -22,7 +22,7 @@ from clawgate.launcher.processes import Child, StartError, free_port
 from clawgate.launcher.stack import http_ok, write_json
 
 DEFAULT_CACHE = Path(
-    os.environ.get("CLAWGATE_BENCH_CACHE", Path.home() / ".cache" / "clawgate" / "bench")
+    os.environ.get("CLAWGATE_BENCH_CACHE", Path.home() / ".cache" / "clawgate-bench")
 )
 # Newest litellm[proxy] whose extras resolve on PyPI today (1.108+ pin unpublished
 # litellm-proxy-extras builds); Portkey's only two npm releases.
@@ -177,10 +177,10 @@ def portkey(cache: Path, version: str, logs: Path) -> Iterator[tuple[str, Child]
         f"--port={port}",
         "--headless",
     ]
-    env = {"NODE_ENV": "production"}
     url = f"http://127.0.0.1:{port}"
     log = logs / f"portkey-{version}.log"
-    child = Child(f"portkey-{version}", argv, env=env, cwd=str(folder), log_path=log)
+    # No NODE_ENV=production: it would silence the errors the notes quote from the log.
+    child = Child(f"portkey-{version}", argv, cwd=str(folder), log_path=log)
     with _running(child, url + "/", 60):
         yield url, child
 
