@@ -10,6 +10,7 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # results[scenario][target] = one loadgen result per round (with the harness's extras:
@@ -223,19 +224,33 @@ def ratio_columns(targets: list[str]) -> list[tuple[str, str]]:
     return pairs if CLAWGATE in targets else [p for p in pairs if p[0] != CLAWGATE]
 
 
+def table_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table as it is written to JSON (and read back by `python -m bench.report`)."""
+    return [
+        {
+            "metric": e["row"].metric,
+            "scenario": e["row"].scenario,
+            "better": e["row"].better,
+            "ratio": e["row"].ratio,
+            "cells": {k: c.to_json() for k, c in e["cells"].items()},
+        }
+        for e in rows
+    ]
+
+
 def ratios(rows: list[dict[str, Any]], targets: list[str]) -> list[dict[str, Any]]:
+    """Ratios of medians of the JSON table; none where a median is missing or "never"."""
     out = []
     for entry in rows:
-        row: Row = entry["row"]
-        if not row.ratio:
+        if not entry["ratio"]:
             continue
         values: dict[str, float | None] = {}
         for num, den in ratio_columns(targets):
-            a, b = entry["cells"][num].median, entry["cells"][den].median
-            values[f"{num}/{den}"] = _finite(a / b) if a is not None and b else None
+            a, b = entry["cells"][num]["median"], entry["cells"][den]["median"]
+            values[f"{num}/{den}"] = a / b if a is not None and b else None
         if not any(v is not None for v in values.values()):
             continue
-        out.append({"metric": row.metric, "better": row.better, "ratios": values})
+        out.append({"metric": entry["metric"], "better": entry["better"], "ratios": values})
     return out
 
 
@@ -302,3 +317,25 @@ def markdown(data: dict[str, Any]) -> str:
     if notes:
         lines += ["", "## Notes", "", *notes]
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.report RESULT.json`: recompute the ratios and rewrite RESULT.md."""
+    import json
+    import sys
+
+    for name in argv if argv is not None else sys.argv[1:]:
+        path = Path(name)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        flags = {row.metric: row.ratio for row in ROWS}
+        for entry in data["table"]:  # files written before rows carried the flag
+            entry.setdefault("ratio", flags.get(entry["metric"], False))
+        data["ratios"] = ratios(data["table"], list(data["targets"]))
+        path.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+        path.with_suffix(".md").write_text(markdown(data), encoding="utf-8")
+        print(f"rewrote {path} and {path.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -213,7 +213,7 @@ def failure_notes(target: Target, results: report.Results) -> list[str]:
 
 def build(targets: list[Target], results: report.Results, meta: dict[str, Any]) -> dict[str, Any]:
     keys = [t.key for t in targets]
-    rows = report.table(results, keys)
+    table = report.table_json(report.table(results, keys))
     extra = [
         {
             "metric": "peak RSS MB, all processes",
@@ -241,17 +241,9 @@ def build(targets: list[Target], results: report.Results, meta: dict[str, Any]) 
     return {
         "meta": meta,
         "targets": described,
-        "table": [
-            {
-                "metric": e["row"].metric,
-                "scenario": e["row"].scenario,
-                "better": e["row"].better,
-                "cells": {k: c.to_json() for k, c in e["cells"].items()},
-            }
-            for e in rows
-        ],
+        "table": table,
         "extra_rows": extra,
-        "ratios": report.ratios(rows, keys),
+        "ratios": report.ratios(table, keys),
         "results": results,
     }
 

@@ -126,11 +126,31 @@ def test_cells_are_medians_with_spread_and_overhead_is_per_round() -> None:
     assert overhead["direct"].text == "–"
     # A target that answered nothing says how it failed instead of showing a number.
     assert p50["peer"].text == "fails: HTTP 500 ×10"
-    ratios = {
-        r["metric"]: r["ratios"]
-        for r in report.ratios(
-            report.table(results, ["direct", "clawgate", "peer"]), ["direct", "clawgate", "peer"]
-        )
-    }
+    targets = ["direct", "clawgate", "peer"]
+    table = report.table_json(report.table(results, targets))
+    ratios = {r["metric"]: r["ratios"] for r in report.ratios(table, targets)}
     assert ratios["c=1 latency p50 ms"]["clawgate/direct"] == 5.0
     assert ratios["c=1 latency p50 ms"]["clawgate/peer"] is None
+
+
+def test_streams_that_never_got_a_token_count_as_never() -> None:
+    def streams(p50: float | None, p99: float | None, missing: int) -> dict[str, Any]:
+        summary = {"p50": p50, "p99": p99, "missing": missing}
+        return {"round": 0, "requests": 100, "ok": 100 - missing, "errors": {},
+                "first_token_all_ms": summary}  # fmt: skip
+
+    results: report.Results = {
+        "streams": {
+            "direct": [streams(1000.0, 2000.0, 0)],
+            "clawgate": [streams(3000.0, 9000.0, 0)],
+            "peer": [streams(40_000.0, None, 60)],  # 60 of 100 timed out before a token
+        }
+    }
+    targets = ["direct", "clawgate", "peer"]
+    table = report.table_json(report.table(results, targets))
+    p99 = next(r for r in table if r["metric"].startswith("1,000 streams first token p99"))
+    assert p99["cells"]["peer"]["text"] == "none within the timeout"
+    assert p99["cells"]["peer"]["median"] is None and p99["cells"]["clawgate"]["median"] == 9.0
+    ratios = {r["metric"]: r["ratios"] for r in report.ratios(table, targets)}
+    assert ratios[p99["metric"]] == {"clawgate/direct": 4.5, "peer/direct": None,
+                                     "clawgate/peer": None}  # fmt: skip
