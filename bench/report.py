@@ -142,6 +142,8 @@ ROWS: tuple[Row, ...] = (
         _seconds(_censored("first_token_all_ms.p99")),
     ),
     Row("1,000 streams errors", "streams", _errors, better="", digits=0, ratio=False),
+    _added("1,000 streams inter-chunk gap added p99 ms", "streams", "gap_ms.p99"),
+    Row("1,000 streams longest gap ms", "streams", _stat("gap_ms.max"), ratio=False),
     Row("gRPC direct to chat c=1 p50 ms", "grpc-direct-c1", _stat("latency_ms.p50")),
     Row("gRPC via Envoy c=1 p50 ms", "grpc-envoy-c1", _stat("latency_ms.p50")),
     Row(
@@ -320,17 +322,17 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m bench.report RESULT.json`: recompute the ratios and rewrite RESULT.md."""
+    """`python -m bench.report RESULT.json`: rebuild the table and ratios from the raw
+    per-round results in the file (after a change of rows) and rewrite RESULT.md."""
     import json
     import sys
 
     for name in argv if argv is not None else sys.argv[1:]:
         path = Path(name)
         data = json.loads(path.read_text(encoding="utf-8"))
-        flags = {row.metric: row.ratio for row in ROWS}
-        for entry in data["table"]:  # files written before rows carried the flag
-            entry.setdefault("ratio", flags.get(entry["metric"], False))
-        data["ratios"] = ratios(data["table"], list(data["targets"]))
+        keys = list(data["targets"])
+        data["table"] = table_json(table(data["results"], keys))
+        data["ratios"] = ratios(data["table"], keys)
         path.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
         path.with_suffix(".md").write_text(markdown(data), encoding="utf-8")
         print(f"rewrote {path} and {path.with_suffix('.md')}")
