@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--agent", help="chat with this agent (its model, prompt and defaults)")
     chat.add_argument(
         "--session",
-        help="conversation name, sent as the x-session-id header (ignored until the gateway "
-        "has sessions)",
+        help="conversation name: earlier turns come from the gateway's sessions API and this "
+        "turn is added to it (the console's /chat?session=NAME shows the same history)",
     )
     chat.add_argument("--system", help="a system message")
     chat.add_argument("--temperature", type=float)
