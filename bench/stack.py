@@ -27,6 +27,9 @@ def clawgate_stack(
                     "baseUrl": urls[STANDIN] + "/v1",
                     "apiKey": "ollama",
                     "api": "openai-completions",
+                    # The stand-in is no GPU: it answers any number at once, like the peers
+                    # assume. A real ollama worker keeps the default (OLLAMA_NUM_PARALLEL).
+                    "maxConcurrency": 4096,
                     "models": [{"id": model}],
                 }
             },

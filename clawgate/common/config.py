@@ -153,9 +153,11 @@ class ChatSettings:
     idle_timeout_s: float = 60.0
     # Overload protection, per worker: requests run at once (OLLAMA_NUM_PARALLEL), how many
     # may wait for a slot, and for how long; beyond that a 429 with Retry-After at once.
+    # The queue is as deep as ollama's own (OLLAMA_MAX_QUEUE, 512): a burst of clients waits
+    # for its turn instead of being refused (nothing that works at c=1 fails at c=64).
     worker_concurrency: int = 4
-    worker_queue_length: int = 16
-    worker_queue_wait_s: float = 10.0
+    worker_queue_length: int = 512
+    worker_queue_wait_s: float = 10.0  # under keepalive_s: a queue timeout stays a 429
     # Passive outlier ejection: this many failures in a row take a worker out of rotation
     # for eject_base_s, doubling on each further ejection up to eject_max_s.
     eject_after_failures: int = 3
