@@ -204,11 +204,13 @@ class Config:
 # -- auth: named, scoped tokens; rate limits per token (clawgate/common/tokens.py) -------
 @dataclass(frozen=True)
 class RateLimits:
-    """Per token; 0 means no limit."""
+    """Per token; 0 means no limit. Off by default: a self-hosted gateway serves its own
+    clients, and a limit nobody set would turn a burst (or a benchmark) into 429s; the
+    operator sets `auth.rateLimits` (a `default` and per token name) when tokens are shared."""
 
-    requests_per_minute: int = 1200
-    tokens_per_minute: int = 2_000_000
-    concurrent_streams: int = 64
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+    concurrent_streams: int = 0
 
 
 @dataclass(frozen=True)
