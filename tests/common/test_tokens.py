@@ -46,7 +46,7 @@ def test_config_tokens_and_their_errors() -> None:
                        "rateLimits": {"bob": {"requestsPerMinute": 5}}})  # fmt: skip
     assert auth.tokens[0].scopes == frozenset({CHAT})
     assert auth.limits_for("bob").requests_per_minute == 5
-    assert auth.limits_for("someone").requests_per_minute == 1200  # the default
+    assert auth.limits_for("someone").requests_per_minute == 0  # no limit unless configured
     with pytest.raises(ConfigError, match=r"auth.tokens\[0\]: unknown scope root"):
         parse_auth({"tokens": [{"name": "x", "token": "t", "scopes": ["root"]}]})
     with pytest.raises(ConfigError, match="requestsPerMinute must be 0 or more"):

@@ -93,7 +93,8 @@ def test_concurrent_streams(tenancy: Tenancy) -> None:
         with requests.post(url, json=body, headers=headers, stream=True, timeout=60) as first:
             assert first.status_code == 200, first.text
             lines = first.iter_lines()  # kept: dropping it would close the stream
-            assert next(lines).startswith(b"data: ")  # the stream is running
+            # The stream is running: its first data frame (after any `: keep-alive`).
+            assert next(line for line in lines if line.startswith(b"data: "))
             second = requests.post(url, json=body, headers=headers, timeout=30)
             assert_openai_429(second)
             assert f"{STREAMS_MAX} concurrent streams" in second.json()["error"]["message"]
