@@ -19,6 +19,7 @@ Layout (`ns` = config.cache.namespace):
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -82,7 +83,8 @@ class BatchStore:
                 pipe.rpush(self._key("batch", batch_id, "lines"), *lines)
                 pipe.expire(self._key("batch", batch_id, "lines"), RETENTION_S)
             pipe.set(self._key("batch", batch_id), json.dumps(record), ex=RETENTION_S)
-            pipe.zadd(self._key("batches", owner), {batch_id: record["created_at"]})
+            # Scored in microseconds: batches created in the same second keep their order.
+            pipe.zadd(self._key("batches", owner), {batch_id: time.time_ns() // 1000})
             pipe.expire(self._key("batches", owner), RETENTION_S)
             if record["status"] == "in_progress":
                 pipe.sadd(self._key("batches", "active"), batch_id)
