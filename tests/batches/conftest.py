@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 import pytest
+import requests
 
 from clawgate.launcher.stack import Stack, local_plan
 from tests.stack_config import STANDIN_MODELS, gateway_config
@@ -18,6 +19,9 @@ TOKEN_DELAY_MS = 10  # the stand-in's per-token delay: a line takes a noticeable
 def batch_config(standins: dict[str, str]) -> dict[str, Any]:
     config = gateway_config(standins)
     config["chat"] |= {"workerConcurrency": 4, "batchConcurrencyPerWorker": 2}
+    # A killed chat process leaves its single-flight locks behind; identical work waits
+    # them out (the killed-mid-batch test re-runs the lines it had in flight).
+    config["cache"] |= {"singleFlightWaitSeconds": 5}
     return config
 
 
@@ -30,6 +34,11 @@ def batch_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         token_delay_ms=TOKEN_DELAY_MS,
     )
     with Stack(plan) as running:
+        # The workers run 4 generations at once (OLLAMA_NUM_PARALLEL=4), as the gateway's
+        # workerConcurrency says: the gateway, not the worker, decides who waits.
+        for url in running.standins.values():
+            reply = requests.patch(f"{url}/_standin/settings", json={"num_parallel": 4}, timeout=5)
+            assert reply.status_code == 200, reply.text
         yield running
 
 
