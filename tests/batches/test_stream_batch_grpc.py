@@ -28,7 +28,9 @@ async def test_stream_batch_answers_each_request_by_its_id(batch_stack: Stack) -
         for i in range(24)
     }  # fmt: skip
     requests = [request(cid, body) for cid, body in asks.items()]
-    requests.append(request("bad-model", {"model": "nope:1b", "messages": []}))
+    requests.append(
+        request("bad-model", {"model": "nope:1b", "messages": [{"role": "user", "content": "x"}]})
+    )
     requests.append(Request(custom_id="not-json", body=b"{"))
     metadata = (("authorization", f"Bearer {batch_stack.token}"),)
 
