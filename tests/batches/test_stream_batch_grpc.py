@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import grpc
 
@@ -22,7 +23,7 @@ def request(custom_id: str, body: object) -> Request:
 
 async def test_stream_batch_answers_each_request_by_its_id(batch_stack: Stack) -> None:
     tag = uuid.uuid4().hex[:8]
-    asks = {
+    asks: dict[str, dict[str, Any]] = {
         f"s-{i}": {"model": MODEL, "messages": [{"role": "user", "content": f"{tag}x{i}"}],
                    "max_tokens": 40 - i}  # different lengths: they finish out of order
         for i in range(24)
