@@ -13,7 +13,9 @@ from clawgate.launcher.stack import Stack
 from tests.batches.helpers import MODEL, jsonl, line, submit, wait_for
 
 
-def test_batch_runs_to_completed_with_output_by_custom_id(client: openai.OpenAI) -> None:
+def test_batch_runs_to_completed_with_output_by_custom_id(
+    batch_stack: Stack, client: openai.OpenAI
+) -> None:
     lines = [line(f"q-{i}", f"batch question {i}") for i in range(6)]
     lines.append(line("same-a", "identical question"))
     lines.append(line("same-b", "identical question"))
@@ -48,6 +50,18 @@ def test_batch_runs_to_completed_with_output_by_custom_id(client: openai.OpenAI)
     assert errors["bad-model"]["response"]["body"]["error"]["code"] == "model_not_found"
     assert errors["bad-body"]["response"]["status_code"] == 400
     assert errors["bad-body"]["response"]["body"]["error"]["param"] == "temperature"
+
+    auth = {"Authorization": f"Bearer {batch_stack.token}"}
+    metrics = requests.get(batch_stack.rest_url + "/metrics", headers=auth, timeout=10).text
+    counted = {
+        state: sum(
+            float(row.split()[-1])
+            for row in metrics.splitlines()
+            if row.startswith("clawgate_batch_lines_total{") and f'state="{state}"' in row
+        )
+        for state in ("completed", "failed")
+    }
+    assert counted["completed"] >= 8 and counted["failed"] >= 2
 
 
 def test_invalid_input_lines_fail_the_batch_with_line_numbers(client: openai.OpenAI) -> None:
