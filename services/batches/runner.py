@@ -190,6 +190,7 @@ class BatchRunner:
         if status == "completed":
             record = await self.store.update_status(batch_id, "finalizing", oa.now()) or record
             if record["status"] != "finalizing":  # cancelled meanwhile: next round ends it
+                await self.store.finish_released(batch_id)
                 return
         results = await self.store.results(batch_id)
         lines = await self.store.lines(batch_id)

@@ -238,7 +238,8 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         context: Context,
     ) -> None:
         """Reads requests only while fewer than STREAM_IN_FLIGHT run (flow control: the
-        client's writes block on gRPC's window), writes each result when it is done."""
+        client's writes block on gRPC's window), writes each result when it is done. The
+        requests are batch work: lowest priority in the worker queues, like batch lines."""
         principal = current_principal.get()
         tenant = principal.tenant if principal is not None else None
         slots = asyncio.Semaphore(STREAM_IN_FLIGHT)
@@ -254,7 +255,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
                 except ValueError:
                     status, result = 400, invalid("body must be a JSON object", "body").body()
                 else:
-                    status, result = await run_line(self._runner.pipeline, body, tenant, False)
+                    status, result = await run_line(self._runner.pipeline, body, tenant, True)
                 response = pb.StreamBatchChatCompletionsResponse(
                     custom_id=item.custom_id, status_code=status, body=json.dumps(result).encode()
                 )

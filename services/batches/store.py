@@ -199,6 +199,10 @@ class BatchStore:
         async with available(STORE):
             return bool(await self._redis.set(key, "1", nx=True, ex=60))
 
+    async def finish_released(self, batch_id: str) -> None:
+        async with available(STORE):
+            await self._redis.delete(self._key("batch", batch_id, "finishing"))
+
 
 ENDED = frozenset({"completed", "failed", "cancelled", "expired"})
 

@@ -1,5 +1,5 @@
-"""A stack of its own for the batch tests: they restart the chat service and measure
-latency under load, which the shared session stack must not see."""
+"""A stack of its own for the batch tests (one for the package): they restart the chat
+service and measure latency under load, which the shared session stack must not see."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def batch_config(standins: dict[str, str]) -> dict[str, Any]:
     return config
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def batch_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     plan = local_plan(
         tmp_path_factory.mktemp("batch-stack"),
@@ -42,7 +42,7 @@ def batch_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def client(batch_stack: Stack) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=batch_stack.rest_url + "/v1", api_key=batch_stack.token, max_retries=0
