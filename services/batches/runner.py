@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 from typing import Any
 
 from prometheus_client import Counter
@@ -36,6 +37,9 @@ log = logging.getLogger("clawgate.batches")
 LEASE_MS = 6000  # a dead runner's line is taken over this long after it died
 RENEW_S = 1.5
 POLL_S = 1.0  # how often the runner looks for work other replicas created
+# Failures that say "try later" rather than "this request is wrong": the line is retried.
+BUSY_CODES = frozenset({"upstream_queue_full", "upstream_unavailable", "store_unavailable"})
+BUSY_PAUSE_S = 5.0
 
 LINES = Counter("clawgate_batch_lines", "Batch lines finished, by outcome.", ["state"])
 
@@ -71,6 +75,7 @@ class BatchRunner:
         self._capacity = max(1, pipeline.settings.batch_concurrency) * workers
         self._tasks: list[asyncio.Task[None]] = []
         self._lines: dict[str, list[str]] = {}
+        self._paused_until: dict[str, float] = {}  # batch id → monotonic time
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._loop()), asyncio.create_task(self._renew())]
@@ -98,6 +103,7 @@ class BatchRunner:
     # -- the loop ------------------------------------------------------------------------
     async def _loop(self) -> None:
         while True:
+            self._wake.clear()  # before the round: a wake-up during it runs another
             try:
                 for batch_id in sorted(await self.store.active()):
                     await self._advance(batch_id)
@@ -105,16 +111,17 @@ class BatchRunner:
                 raise
             except Exception:
                 log.exception("batch runner round failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL_S):
                     await self._wake.wait()
 
     async def _advance(self, batch_id: str) -> None:
         record = await self.store.batch(batch_id)
-        if record is None or record["status"] in ENDED:
-            if record is not None:
-                await self.store.save_batch(record, active=False)
+        if record is None:  # expired from Redis
+            await self.store.forget(batch_id)
+            return
+        if record["status"] in ENDED:
+            await self.store.save_batch(record, active=False)
             return
         if record["status"] == "cancelling":
             self.cancel(batch_id)
@@ -129,7 +136,7 @@ class BatchRunner:
             await self._finish(record, "completed")
             return
         free = self._capacity - len(self._running)
-        if free <= 0:
+        if free <= 0 or time.monotonic() < self._paused_until.get(batch_id, 0.0):
             return
         lines: list[str] | None = None
         for index in range(record["total"]):
@@ -158,6 +165,11 @@ class BatchRunner:
         request_id.set(rid)
         try:
             status, body = await run_line(self.pipeline, item["body"], record.get("tenant"), True)
+            if body.get("error", {}).get("code") in BUSY_CODES:
+                # The workers are busy or down, or Redis is: not the line's fault. It stays
+                # unanswered and runs again after a pause (the 24 h window bounds this).
+                self._paused_until[batch_id] = time.monotonic() + BUSY_PAUSE_S
+                return
             line = oa.result_line(item["custom_id"], rid, status, body)
             outcome = "completed" if status == 200 else "failed"
             if await self.store.record(batch_id, index, line, outcome):
@@ -233,6 +245,7 @@ class BatchRunner:
         record[f"{status}_at"] = created
         await self.store.save_batch(record, active=False)
         self._lines.pop(batch_id, None)
+        self._paused_until.pop(batch_id, None)
         log.info(
             "batch ended",
             extra={

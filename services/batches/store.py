@@ -146,6 +146,10 @@ class BatchStore:
         async with available(STORE):
             return cast(set[str], await self._redis.smembers(self._key("batches", "active")))
 
+    async def forget(self, batch_id: str) -> None:
+        async with available(STORE):
+            await self._redis.srem(self._key("batches", "active"), batch_id)
+
     async def lines(self, batch_id: str) -> list[str]:
         async with available(STORE):
             return cast(
