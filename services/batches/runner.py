@@ -24,7 +24,7 @@ import secrets
 import time
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from clawgate.common.errors import ApiError, internal
 from clawgate.common.logging import request_id
@@ -42,6 +42,7 @@ BUSY_CODES = frozenset({"upstream_queue_full", "upstream_unavailable", "store_un
 BUSY_PAUSE_S = 5.0
 
 LINES = Counter("clawgate_batch_lines", "Batch lines finished, by outcome.", ["state"])
+RUNNING = Gauge("clawgate_batch_lines_running", "Batch lines this chat process runs now.")
 
 
 async def run_line(
@@ -76,6 +77,7 @@ class BatchRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._lines: dict[str, list[str]] = {}
         self._paused_until: dict[str, float] = {}  # batch id → monotonic time
+        RUNNING.set_function(lambda: len(self._running))
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._loop()), asyncio.create_task(self._renew())]
@@ -96,9 +98,6 @@ class BatchRunner:
             if running_batch == batch_id:
                 task.cancel()
         self.wake()
-
-    def counts(self) -> dict[str, int]:
-        return {"running_lines": len(self._running)}
 
     # -- the loop ------------------------------------------------------------------------
     async def _loop(self) -> None:

@@ -62,6 +62,7 @@ def test_batch_runs_to_completed_with_output_by_custom_id(
         for state in ("completed", "failed")
     }
     assert counted["completed"] >= 8 and counted["failed"] >= 2
+    assert "clawgate_batch_lines_running" in metrics
 
 
 def test_invalid_input_lines_fail_the_batch_with_line_numbers(client: openai.OpenAI) -> None:
