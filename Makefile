@@ -9,7 +9,7 @@ PROTOS := $(shell find proto -name '*.proto' | sort)
 GEN_DIRS := $(patsubst proto/%/,%,$(sort $(dir $(PROTOS))))
 DESCRIPTOR := deploy/envoy/clawgate.pb
 
-.PHONY: help venv system-deps proto proto-check lint test test-fast real-model fuzz up demo token clean
+.PHONY: help venv system-deps proto proto-check lint test test-fast real-model fuzz up demo token bench clean images compose-test
 
 help:
 	@echo "make up      - set up and run the whole stack (Envoy on :8000)"
@@ -18,6 +18,9 @@ help:
 	@echo "make fuzz    - long property-based fuzz run through the stack (FUZZ_EXAMPLES=5000)"
 	@echo "make proto   - regenerate Python code, the Envoy descriptor and the OpenAPI document"
 	@echo "make real-model - build llama-server + SmolLM2 once (~15 min) for tests/realmodel"
+	@echo "make images  - build the images offline with podman (debootstrapped base, wheelhouse)"
+	@echo "make compose-test - bring docker-compose.yml up with podman and run the smoke suite"
+	@echo "make bench   - Clawgate vs direct, LiteLLM and Portkey (bench/results/, ~15 min)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +55,16 @@ lint: venv
 
 test: system-deps venv proto-check lint
 	$(PY) -m pytest -q
+	$(MAKE) compose-test
+
+# Offline images (no registry): see scripts/build-images.sh.
+images: venv
+	./scripts/ensure-podman.sh
+	./scripts/build-images.sh
+
+# Compose brought up for real; skips (except with CI=true) where podman cannot run.
+compose-test: venv
+	./scripts/compose-test.sh
 
 test-fast: venv
 	$(PY) -m pytest -q -x
@@ -74,6 +87,10 @@ demo: system-deps venv
 
 token: venv
 	@$(VENV)/bin/clawgate token
+
+# Benchmarks, not tests: BENCH_ARGS passes options (e.g. BENCH_ARGS="--rounds 1 --no-peers").
+bench: system-deps venv
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

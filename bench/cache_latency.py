@@ -21,15 +21,15 @@ import json
 import math
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from bench.stack import STANDIN, clawgate_stack
 
 CHAT_PATH = "/api/v1/chat/completions"
 STANDIN_CHAT_PATH = "/v1/chat/completions"
@@ -172,33 +172,8 @@ def report(series: list[Series], args: argparse.Namespace) -> str:
 @contextlib.contextmanager
 def own_stack(model: str, token_delay_ms: int) -> Iterator[Target]:
     """Redis, a stand-in ollama, the three services and Envoy, in a temporary directory."""
-    from clawgate.launcher.stack import Stack, local_plan
-
-    def config_for(urls: dict[str, str]) -> dict[str, Any]:
-        return {
-            "providers": {
-                "bench": {
-                    "baseUrl": urls["bench"] + "/v1",
-                    "apiKey": "ollama",
-                    "api": "openai-completions",
-                    "models": [{"id": model}],
-                }
-            },
-            "cache": {"namespace": f"bench-{uuid.uuid4().hex[:8]}"},
-        }
-
-    with tempfile.TemporaryDirectory(prefix="clawgate-bench-") as tmp:
-        plan = local_plan(
-            Path(tmp), {"bench": (model,)}, config_for,
-            extra_env={"CLAWGATE_LOG_LEVEL": "warning"}, token_delay_ms=token_delay_ms,
-        )  # fmt: skip
-        stack = Stack(plan)
-        try:
-            print("starting the stack (Redis, stand-in, services, Envoy)...", file=sys.stderr)
-            stack.start()
-            yield Target(stack.rest_url, stack.token, stack.standins["bench"])
-        finally:
-            stack.stop()
+    with clawgate_stack(model, token_delay_ms) as stack:
+        yield Target(stack.rest_url, stack.token, stack.standins[STANDIN])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     envoy.add_argument("--lua", default="/etc/envoy/openai_errors.lua")
     envoy.add_argument("--openapi", default="/etc/envoy/openapi.json")
 
+    compose = sub.add_parser("compose-config", help="print docker-compose.yml (from the registry)")
+    compose.add_argument("--ci", action="store_true", help="the CI override with the stand-in")
+    sub.add_parser("k8s-manifests", help="print the Kubernetes manifests (deploy/k8s)")
+
     chat = sub.add_parser("chat", help="send a message and stream the answer")
     chat.add_argument("message", nargs="*", help="the message (none or `-`: read stdin)")
     who = chat.add_mutually_exclusive_group()
@@ -67,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--agent", help="chat with this agent (its model, prompt and defaults)")
     chat.add_argument(
         "--session",
-        help="conversation name, sent as the x-session-id header (ignored until the gateway "
-        "has sessions)",
+        help="conversation name: earlier turns come from the gateway's sessions API and this "
+        "turn is added to it (the console's /chat?session=NAME shows the same history)",
     )
     chat.add_argument("--system", help="a system message")
     chat.add_argument("--temperature", type=float)
@@ -163,6 +167,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         sys.stdout.write(SHELLS[args.shell](parser))
         return 0
 
+    if args.command in ("compose-config", "k8s-manifests"):
+        from clawgate.deploy import cli as deploy_cli
+
+        return deploy_cli.run(args)
     from clawgate.launcher import onboard
 
     if args.command == "onboard":

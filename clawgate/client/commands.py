@@ -14,10 +14,6 @@ from clawgate.client import output
 from clawgate.client.api import Client, GatewayError
 from clawgate.client.spinner import Spinner
 
-# The sessions API (clawgate.sessions.v1) is not there yet: the chat service ignores this
-# header today; once sessions exist the gateway can keep the conversation server-side.
-SESSION_HEADER = "x-session-id"
-
 
 def _models(client: Client) -> list[dict[str, Any]]:
     data: list[dict[str, Any]] = client.call("GET", "/models").get("data", [])
@@ -53,35 +49,81 @@ def _chat_request(args: argparse.Namespace, client: Client) -> dict[str, Any]:
 
 def chat(args: argparse.Namespace, client: Client) -> int:
     body = _chat_request(args, client)
-    headers = {SESSION_HEADER: args.session} if args.session else {}
+    if args.session:  # the conversation so far, kept server-side (the sessions API)
+        body["messages"][-1:-1] = _history(client, args.session)
     if args.json:
-        output.print_json(client.call("POST", "/chat/completions", body, headers))
+        answer = client.call("POST", "/chat/completions", body)
+        output.print_json(answer)
+        choice = answer["choices"][0]
+        _remember(args, client, body, choice["message"].get("content") or "",
+                  choice.get("finish_reason"))  # fmt: skip
         return output.OK
     spinner = Spinner(sys.stderr).start()
     printed = False
+    parts: list[str] = []
     try:
-        frames = client.stream("/chat/completions", {**body, "stream": True}, headers)
-        for text in _content(frames, args.reasoning):
+        frames = client.stream("/chat/completions", {**body, "stream": True})
+        for text, is_content in _content(frames, args.reasoning):
             spinner.stop()
             sys.stdout.write(text)
             sys.stdout.flush()
             printed = True
+            if is_content:
+                parts.append(text)
     finally:
         spinner.stop()
         if printed:  # end the line, also when the stream failed half-way
             sys.stdout.write("\n")
             sys.stdout.flush()
+    _remember(args, client, body, "".join(parts), "stop")
     return output.OK
 
 
-def _content(frames: Iterator[dict[str, Any]], reasoning: bool) -> Iterator[str]:
+def _session_path(name: str) -> str:
+    return "/sessions/" + quote(name, safe="")
+
+
+def _history(client: Client, session: str) -> list[dict[str, Any]]:
+    """The session's earlier turns as chat messages ([] for a new session)."""
+    try:
+        found = client.call("GET", _session_path(session))
+    except GatewayError as err:
+        if err.status == 404:
+            return []
+        raise
+    return [
+        {"role": m["role"], "content": m.get("content") or ""}
+        for m in found.get("messages") or []
+        if m.get("role") in ("system", "user", "assistant")
+    ]
+
+
+def _remember(
+    args: argparse.Namespace,
+    client: Client,
+    body: dict[str, Any],
+    answer: str,
+    finish_reason: str | None,
+) -> None:
+    """Append this turn (the question and the answer) to the session, if one is named."""
+    if not args.session:
+        return
+    question = body["messages"][-1]
+    reply = {"role": "assistant", "content": answer, "model": body["model"],
+             "finish_reason": finish_reason or ""}  # fmt: skip
+    client.call("POST", _session_path(args.session) + "/messages",
+                {"messages": [question, reply]})  # fmt: skip
+
+
+def _content(frames: Iterator[dict[str, Any]], reasoning: bool) -> Iterator[tuple[str, bool]]:
+    """(text, whether it is answer content rather than reasoning) of each delta."""
     for frame in frames:
         for choice in frame.get("choices") or []:
             delta = choice.get("delta") or {}
             if reasoning and delta.get("reasoning"):
-                yield delta["reasoning"]
+                yield delta["reasoning"], False
             if delta.get("content"):
-                yield delta["content"]
+                yield delta["content"], True
 
 
 def models(args: argparse.Namespace, client: Client) -> int:

@@ -153,9 +153,11 @@ class ChatSettings:
     idle_timeout_s: float = 60.0
     # Overload protection, per worker: requests run at once (OLLAMA_NUM_PARALLEL), how many
     # may wait for a slot, and for how long; beyond that a 429 with Retry-After at once.
+    # The queue is as deep as ollama's own (OLLAMA_MAX_QUEUE, 512): a burst of clients waits
+    # for its turn instead of being refused (nothing that works at c=1 fails at c=64).
     worker_concurrency: int = 4
-    worker_queue_length: int = 16
-    worker_queue_wait_s: float = 10.0
+    worker_queue_length: int = 512
+    worker_queue_wait_s: float = 10.0  # under keepalive_s: a queue timeout stays a 429
     # Batch lines a worker runs at once (at most; only in slots no interactive request wants).
     batch_concurrency: int = 1
     # Passive outlier ejection: this many failures in a row take a worker out of rotation
@@ -177,7 +179,8 @@ class ChatSettings:
 @dataclass(frozen=True)
 class Config:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
-    services: ServiceAddrs = field(default_factory=ServiceAddrs)
+    services: ServiceAddrs = field(default_factory=ServiceAddrs)  # where to dial each service
+    listen: ServiceAddrs = field(default_factory=ServiceAddrs)  # where each one listens
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache: CacheSettings = field(default_factory=CacheSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
@@ -203,11 +206,13 @@ class Config:
 # -- auth: named, scoped tokens; rate limits per token (clawgate/common/tokens.py) -------
 @dataclass(frozen=True)
 class RateLimits:
-    """Per token; 0 means no limit."""
+    """Per token; 0 means no limit. Off by default: a self-hosted gateway serves its own
+    clients, and a limit nobody set would turn a burst (or a benchmark) into 429s; the
+    operator sets `auth.rateLimits` (a `default` and per token name) when tokens are shared."""
 
-    requests_per_minute: int = 1200
-    tokens_per_minute: int = 2_000_000
-    concurrent_streams: int = 64
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+    concurrent_streams: int = 0
 
 
 @dataclass(frozen=True)
@@ -574,6 +579,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
     services = ServiceAddrs(
         {s.name: str(env.get(s.addr_env, sv.get(s.name, s.default_addr))) for s in SERVICES}
     )
+    listen = ServiceAddrs({s.name: env.get(s.listen_env, services[s.name]) for s in SERVICES})
     cr = _section(data, "cache")
     cache = CacheSettings(
         enabled=_bool(*_pick(env, "CLAWGATE_CACHE_ENABLED", cr, "enabled", "cache", True)),
@@ -626,6 +632,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
     return Config(
         gateway=gateway,
         services=services,
+        listen=listen,
         redis_url=env.get("CLAWGATE_REDIS_URL", data.get("redisUrl", Config.redis_url)),
         cache=cache,
         chat=chat,

@@ -1,10 +1,12 @@
 """The one list of Clawgate's service processes.
 
 Everything that needs to know which services exist reads `SERVICES`: the config
-(`CLAWGATE_<NAME>_ADDR`, `services:` in the file), the launcher (children, readiness,
-order), Envoy's config (clusters, routes, transcoded services), the health report, the
-proto check, compose and Kubernetes. Adding a service is one entry here plus its folder
-under `services/` and its protos under `proto/clawgate/<name>/v1/`. A plain HTTP service
+(`CLAWGATE_<NAME>_ADDR` to dial it, `CLAWGATE_<NAME>_LISTEN`, `services:` in the file),
+the launcher (children, readiness, order), Envoy's config (clusters, routes, transcoded
+services), the health report, the proto check, compose and Kubernetes (clawgate/deploy).
+Adding a service is one entry here plus its folder under `services/` and its protos under
+`proto/clawgate/<name>/v1/`.
+A plain HTTP service
 (the web console) has no protos: it lists the public paths Envoy routes to it and answers
 `GET /healthz`; Envoy, the launcher and the health report probe it over HTTP.
 """
@@ -57,8 +59,25 @@ class ServiceDef:
         return f"CLAWGATE_{self.name.upper()}_ADDR"
 
     @property
+    def listen_env(self) -> str:
+        """The variable holding the address it listens on (`CLAWGATE_CHAT_LISTEN`). Unset,
+        it listens on its dial address (one machine); containers listen on every interface
+        and are dialled by name."""
+        return f"CLAWGATE_{self.name.upper()}_LISTEN"
+
+    @property
     def default_addr(self) -> str:
         return f"127.0.0.1:{self.default_port}"
+
+    @property
+    def container_listen(self) -> str:
+        """Its listen address in a container (compose, Kubernetes)."""
+        return f"[::]:{self.default_port}"
+
+    @property
+    def container_addr(self) -> str:
+        """Its dial address between containers: the compose service or Kubernetes Service."""
+        return f"{self.name}:{self.default_port}"
 
     @property
     def primary(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sys
@@ -13,9 +14,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from clawgate.client.connection import NoToken, saved_token, token_path
 from clawgate.common.auth import ensure_token_file
-from clawgate.common.config import API_OLLAMA, Config, load_config
+from clawgate.common.config import API_OLLAMA, Config, ProviderSpec, load_config
 from clawgate.common.services import SERVICES
 from clawgate.common.supervision import status_path
 from clawgate.common.tokens import TokenFormatError
@@ -33,16 +36,40 @@ def _redis_host_port(url: str) -> tuple[str, int]:
     return parsed.hostname or "127.0.0.1", parsed.port or 6379
 
 
-def _worker_reachable(url: str) -> bool:
-    root = url.removesuffix("/v1")
-    for probe in (root + "/api/version", url + "/models"):
-        try:
-            with urllib.request.urlopen(probe, timeout=2) as reply:
-                if reply.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            continue
-    return False
+def worker_notes(config: Config) -> list[str]:
+    """What is wrong with each configured worker, probed through its provider's adapter
+    (the same probe health and /models use, so onboard tells the same story)."""
+    from services.chat.providers import adapter_for
+    from services.chat.providers.base import UpstreamFailure, UpstreamUnreachable, public_url
+
+    async def probe_all() -> list[str]:
+        timeout = aiohttp.ClientTimeout(total=3)
+        async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
+
+            async def one(provider: ProviderSpec, url: str) -> str | None:
+                shown = public_url(url)
+                try:
+                    found = await adapter_for(provider.api).probe(session, provider, url)
+                except UpstreamUnreachable:
+                    start = "`ollama serve`" if "11434" in url else "the model server"
+                    return (
+                        f"no model server answers at {shown}. Start {start}, or run "
+                        "`clawgate onboard --demo` to try every endpoint with the built-in "
+                        "stand-in."
+                    )
+                except UpstreamFailure as failure:
+                    return f"worker {shown}: {failure.message}"
+                missing = found.missing([m.id for m in provider.models])
+                if not missing:
+                    return None
+                pull = "; ".join(f"`ollama pull {m}`" for m in missing)
+                advice = f" (run {pull})" if found.server == "ollama" else ""
+                return f"{found.server} at {shown} does not have {', '.join(missing)}{advice}"
+
+            notes = await asyncio.gather(*(one(p, u) for p, u in config.worker_urls()))
+        return [n for n in notes if n]
+
+    return asyncio.run(probe_all())
 
 
 def _demo_providers(config: Config, standin_url: str) -> dict[str, Any]:
@@ -109,13 +136,7 @@ def plan_stack(config: Config, *, demo: bool) -> tuple[StackPlan, list[str]]:
         )
         notes.append(f"demo mode: the built-in ollama stand-in answers at {url} (no real model)")
     else:
-        down = [url for _, url in config.worker_urls() if not _worker_reachable(url)]
-        for url in down:
-            notes.append(
-                f"ollama is not reachable at {url}. Start it (`ollama serve`, then "
-                f"`ollama pull <model>`), or run `clawgate onboard --demo` to try every "
-                "endpoint with the built-in stand-in."
-            )
+        notes += worker_notes(config)
 
     plan = StackPlan(
         state_dir=state,

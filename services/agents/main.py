@@ -29,7 +29,7 @@ async def run(config: Config) -> None:
 
     await serve(
         name="agents",
-        address=config.services.agents,
+        address=config.listen.agents,
         register=register,
         auth=Authenticator.from_env(extra=config.auth.tokens),
         throttle=FailedAuthLimiter.from_config(config),

@@ -84,7 +84,7 @@ async def run(config: Config) -> None:
 
     await serve(
         name="chat",
-        address=config.services.chat,
+        address=config.listen.chat,
         register=register,
         auth=Authenticator.from_env(extra=config.auth.tokens),
         throttle=FailedAuthLimiter.from_config(config),

@@ -10,6 +10,7 @@ extra bookkeeping for them. Labels: `model` is a configured model id (or `unknow
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Iterator
@@ -87,6 +88,20 @@ FAILOVERS = Counter(
 )
 
 
+# When the current chat call arrived (perf_counter): the overhead header is measured from it.
+call_started: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "clawgate_call_started", default=None
+)
+
+
+def overhead_ms(upstream_s: float) -> float:
+    """Milliseconds the gateway itself spent on the current call so far (not the worker)."""
+    started = call_started.get()
+    if started is None:
+        return 0.0
+    return round(max(0.0, time.perf_counter() - started - upstream_s) * 1000, 2)
+
+
 @dataclass
 class RequestRecord:
     """One chat call; `observed()` fills in the outcome and records every metric."""
@@ -153,6 +168,7 @@ def access_log(record: RequestRecord, total_s: float) -> None:
 def observed(method: str) -> Iterator[RequestRecord]:
     """Record one chat call's metrics whatever way it ends (status 499: client left)."""
     record = RequestRecord(method)
+    call_started.set(record.started)
     try:
         yield record
     except ApiError as err:

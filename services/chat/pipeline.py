@@ -176,6 +176,7 @@ class Exchange:
         # Seconds spent waiting on workers (all attempts): the rest is gateway overhead.
         self.upstream_s = 0.0
         self.first_delta_at: float | None = None  # perf_counter() of the answer's start
+        self._waiting_since: float | None = None  # set while waiting on a worker
         # Set once a worker answered 200: streams then send their headers (and keep-alives).
         self.accepted = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -222,12 +223,13 @@ class Exchange:
         try:
             async with aclosing(self._from_workers(buffered)) as upstream:
                 while True:
-                    waited = time.perf_counter()
+                    self._waiting_since = waited = time.perf_counter()
                     try:
                         delta = await anext(upstream)
                     except StopAsyncIteration:
                         break
                     finally:
+                        self._waiting_since = None
                         self.upstream_s += time.perf_counter() - waited
                     aggregator.add(delta)
                     self._started()
@@ -240,6 +242,12 @@ class Exchange:
         finally:
             if cache is not None and decision is not None:
                 await cache.finish(decision, completion)
+
+    def upstream_elapsed(self) -> float:
+        """Seconds spent waiting on workers so far, including a wait in progress."""
+        if self._waiting_since is None:
+            return self.upstream_s
+        return self.upstream_s + time.perf_counter() - self._waiting_since
 
     def _started(self) -> None:
         if self.first_delta_at is None:

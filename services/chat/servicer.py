@@ -36,7 +36,7 @@ from clawgate.common.tokens import current_principal
 from services.chat.cache import PromptCache
 from services.chat.cache_key import parse_cache_control
 from services.chat.extensions import Extensions, chunk_hook  # plugins & tools hook
-from services.chat.metrics import observed
+from services.chat.metrics import observed, overhead_ms
 from services.chat.models import ModelCatalogue
 from services.chat.openai_format import DONE_FRAME, ChunkEncoder, dumps, error_frame, sse_frame
 from services.chat.pipeline import CallOptions, Exchange, Pipeline
@@ -51,6 +51,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
 CACHE_HEADER = "x-cache"
+OVERHEAD_HEADER = "x-clawgate-overhead-ms"
 TIMEOUT_HEADER = "x-request-timeout"
 KEEPALIVE = b": keep-alive\n\n"
 
@@ -299,7 +300,10 @@ async def with_heartbeats(
 
 
 async def _send_headers(context: Context, exchange: Exchange) -> None:
-    headers = ((CACHE_HEADER, exchange.cache_status), *rate_limit_headers.get())
+    # The gateway's own time up to these headers: the whole call for JSON answers (sent
+    # when the answer is complete), the time to accept the request for streams.
+    overhead = (OVERHEAD_HEADER, f"{overhead_ms(exchange.upstream_elapsed()):.2f}")
+    headers = ((CACHE_HEADER, exchange.cache_status), overhead, *rate_limit_headers.get())
     await context.send_initial_metadata(headers)
 
 

@@ -29,7 +29,7 @@ async def run(config: Config) -> None:
 
     await serve(
         name="health",
-        address=config.services.health,
+        address=config.listen.health,
         register=register,
         auth=auth,
         throttle=FailedAuthLimiter.from_config(config),

@@ -40,6 +40,7 @@ CHECK_TIMEOUT_S = 2.0
 # Checks run in the background this often; every call reads the latest round, so a call
 # never waits on a dead worker (except for the very first round after start).
 CHECK_INTERVAL_S = 1.0
+RECHECK_INTERVAL_S = 0.25
 HINT = "send `Authorization: Bearer <token>` for every component's state"
 
 
@@ -85,7 +86,10 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
                 self._first_round.set()
             except Exception:
                 log.exception("health round failed")
-            await asyncio.sleep(CHECK_INTERVAL_S)
+            # While something is wrong, look again sooner: a part that was starting (or
+            # restarting) is reported up within a fraction of a second.
+            ok = self._latest is not None and self._latest.status == checks.OK
+            await asyncio.sleep(CHECK_INTERVAL_S if ok else RECHECK_INTERVAL_S)
 
     async def _add_service_figures(self, report: pb.HealthReport) -> None:
         """Versions, uptimes, worker load and cache counters, from the services' metrics."""

@@ -20,6 +20,11 @@ GRACE_S = 5.0
 
 async def run(address: str) -> None:
     host, _, port = address.rpartition(":")
+    # `[::]:50054` in containers means every interface, IPv4 too: asyncio binds `::`
+    # IPv6-only, so bind with no host (aiohttp then listens on both families).
+    bind: str | None = host.strip("[]")
+    if bind in ("::", "0.0.0.0"):
+        bind = None
     bundle = assets.load()
     runner = web.AppRunner(
         create_app(bundle),
@@ -28,7 +33,7 @@ async def run(address: str) -> None:
         shutdown_timeout=GRACE_S,
     )
     await runner.setup()
-    await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+    await web.TCPSite(runner, bind if bind != "" else "127.0.0.1", int(port)).start()
     log.info("serving", extra={"address": address, "version": bundle.version})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -43,4 +48,4 @@ async def run(address: str) -> None:
 def main() -> None:
     config = load_config_or_exit()
     clawgate_logging.setup("web", config.log_level)
-    asyncio.run(run(config.services.web))
+    asyncio.run(run(config.listen.web))

@@ -66,6 +66,27 @@ def test_chat_reads_stdin_and_sends_the_session(cli: Cli, stack: Stack) -> None:
     assert json.loads(result.stdout)["model"] == "llama3.2:latest"
 
 
+def test_chat_sessions_keep_the_conversation_server_side(cli: Cli, stack: Stack) -> None:
+    session = f"cli-{uuid.uuid4().hex[:8]}"
+    for text in ("first question", "second question"):
+        turn = cli("chat", "--model", "llama3.2:latest", "--session", session, text)
+        assert turn.code == OK, turn.err
+    stored = requests.get(
+        f"{stack.rest_url}/api/v1/sessions/{session}",
+        headers={"Authorization": f"Bearer {stack.token}"}, timeout=10,
+    ).json()  # fmt: skip
+    roles = [m["role"] for m in stored["messages"]]
+    assert roles == ["user", "assistant", "user", "assistant"]
+    assert stored["messages"][2]["content"] == "second question"
+    assert stored["messages"][1]["content"]  # the streamed answer was kept
+    # The second request carried the first turn: the worker saw three messages.
+    log = requests.get(stack.standins["main"] + "/_standin/requests", timeout=10).json()
+    bodies = [r["body"] for r in log["requests"] if isinstance(r.get("body"), dict)]
+    seen = [b["messages"] for b in bodies if b.get("messages", [{}])[-1].get("content")
+            == "second question"]  # fmt: skip
+    assert seen and len(seen[-1]) == 3
+
+
 def test_agents_create_get_list_chat_delete(cli: Cli) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
     created = cli("agents", "create", name, "--model", "qwen3:32b", "--description", "from the CLI",

@@ -15,7 +15,7 @@ def test_compose_file_parses_and_runs_every_part() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     parts = {"envoy", "redis", "ollama", *(s.name for s in SERVICES)}
     assert parts <= set(compose["services"])
-    assert compose["services"]["envoy"]["ports"] == ["8000:8000"]
+    assert compose["services"]["envoy"]["ports"] == ["${CLAWGATE_PUBLISH:-8000}:8000"]
     assert "--appendonly" in compose["services"]["redis"]["command"]
 
 

@@ -28,7 +28,11 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     plan = local_plan(
         tmp_path_factory.mktemp("console-stack"),
         {"main": MODELS},
-        lambda urls: gateway_config({name: urls["main"] for name in STANDIN_MODELS}),
+        lambda urls: {
+            **gateway_config({name: urls["main"] for name in STANDIN_MODELS}),
+            # One gateway tool, so the agents page can offer it.
+            "tools": {"builtin": {"current_time": {}}},
+        },
     )
     with Stack(plan) as running:
         yield running

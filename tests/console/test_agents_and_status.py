@@ -62,8 +62,15 @@ def test_agent_create_pick_chat_edit_conflict_delete(
     edit.click()
     assert console.text("agent-form-title") == f"Edit agent {name}"
     fill(console, description="Answers in one line")
+    # The gateway's tools are offered; pick one, and share the agent.
+    console.wait(lambda: console.find("#agent-form select[name=tools] option[value=current_time]"))
+    Select(console.find("#agent-form select[name=tools]")).select_by_value("current_time")
+    console.find("#agent-form input[name=shared]").click()
     console.find("#agent-save").click()
     console.wait(lambda: "Answers in one line" in agent_row(console, name).text)  # type: ignore[attr-defined]
+    assert "current_time" in agent_row(console, name).text  # type: ignore[attr-defined]
+    stored = Rest(console_stack).ok("GET", f"/agents/{name}")
+    assert stored["tools"] == ["current_time"] and stored["shared"] is True
 
     # A stale edit: someone else changes the agent after this page loaded it.
     agent_row(console, name).find_element(By.XPATH, ".//button[text()='Edit']").click()  # type: ignore[attr-defined]

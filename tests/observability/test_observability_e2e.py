@@ -356,3 +356,19 @@ def test_status_command_prints_the_table_and_exits_by_status(stack: Stack) -> No
     wait_until(lambda: status_command(stack).returncode == 0)
     gone = status_command(stack, url="http://127.0.0.1:9")
     assert gone.returncode == 2 and "cannot read" in gone.stderr
+
+
+def test_every_chat_answer_says_the_gateway_overhead(stack: Stack) -> None:
+    tag = uuid.uuid4().hex
+    for reply in (
+        chat(stack, f"overhead {tag}"),  # a miss: the worker's time is not the gateway's
+        chat(stack, f"overhead {tag}"),  # a hit: all of it is the gateway's
+        chat(stack, f"overhead stream {tag}", stream=True),
+    ):
+        assert reply.status_code == 200, reply.text
+        overhead = float(reply.headers["x-clawgate-overhead-ms"])
+        assert overhead >= 0
+    # The miss waited on the worker (5 ms a token): its overhead excludes that wait.
+    miss = chat(stack, f"overhead slow {tag}", max_tokens=32)
+    elapsed_ms = miss.elapsed.total_seconds() * 1000
+    assert float(miss.headers["x-clawgate-overhead-ms"]) < elapsed_ms

@@ -96,6 +96,9 @@ def _config(urls: dict[str, str], failed_auth: Mapping[str, Any]) -> dict[str, A
             "tokens": [{"name": "bob", "token": "${TENANCY_BOB_TOKEN}",
                         "scopes": ["chat", "agents:read", "agents:write"]}],
             "rateLimits": {
+                # Limits are off unless configured; this suite's tokens get a default.
+                "default": {"requestsPerMinute": 100000, "tokensPerMinute": 100000000,
+                            "concurrentStreams": 256},
                 "limited": {"requestsPerMinute": LIMITED_RPM, "tokensPerMinute": 0,
                             "concurrentStreams": 0},
                 "thrifty": {"requestsPerMinute": 0, "tokensPerMinute": 1,

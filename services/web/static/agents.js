@@ -6,7 +6,7 @@ import { confirmDialog, el, showError } from "./ui.js";
 // The fields the form edits; an emptied field is cleared (the mask names it).
 const UPDATE_MASK = [
   "name", "description", "model", "system_prompt",
-  "config.temperature", "config.max_tokens", "config.top_p",
+  "config.temperature", "config.max_tokens", "config.top_p", "tools", "shared",
 ].join(",");
 export const CONFLICT_MESSAGE =
   "This agent was changed by someone else since you opened it. Your edit was not saved: " +
@@ -40,6 +40,18 @@ export async function mount(root, connection) {
     }
   }
 
+  // Gateway tools an agent may use (GET /api/v1/tools); none when no tool is enabled.
+  async function loadTools() {
+    try {
+      const { data } = await json("/api/v1/tools");
+      form.elements.tools.replaceChildren(...data.map((t) =>
+        el("option", { value: t.name, title: t.description || "" }, t.name)));
+      $("agent-tools").hidden = data.length === 0;
+    } catch (err) {
+      report($("agents-error"), err);
+    }
+  }
+
   async function loadAgents() {
     const agents = [];
     try {
@@ -61,6 +73,7 @@ export async function mount(root, connection) {
       el("td", {}, agent.name),
       el("td", {}, agent.model),
       el("td", {}, agent.description || ""),
+      el("td", { class: "tools" }, (agent.tools || []).join(", ")),
       el("td", { class: "actions" },
         el("button", { type: "button", class: "secondary", onclick: () => edit(agent) }, "Edit"),
         el("a", {
@@ -81,6 +94,9 @@ export async function mount(root, connection) {
     for (const [name, value] of Object.entries(values)) {
       form.elements[name].value = value === undefined || value === null ? "" : value;
     }
+    const chosen = new Set(agent.tools || []);
+    for (const option of form.elements.tools.options) option.selected = chosen.has(option.value);
+    form.elements.shared.checked = Boolean(agent.shared);
   }
 
   function edit(agent) {
@@ -113,6 +129,8 @@ export async function mount(root, connection) {
     return {
       name: f.name.value.trim(), description: f.description.value, model: f.model.value,
       system_prompt: f.system_prompt.value, config,
+      tools: [...f.tools.selectedOptions].map((o) => o.value),
+      shared: f.shared.checked,
     };
   }
 
@@ -167,6 +185,6 @@ export async function mount(root, connection) {
 
   form.addEventListener("submit", save);
   $("agent-cancel").addEventListener("click", reset);
-  await loadModels();
+  await Promise.all([loadModels(), loadTools()]);
   await loadAgents();
 }

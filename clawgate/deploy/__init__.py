@@ -1,0 +1,1 @@
+"""Deployment files rendered from the service registry: compose, Kubernetes, probes."""
