@@ -22,6 +22,7 @@ def _client_options(parser: argparse.ArgumentParser, listing: bool = False) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from clawgate.client import batch as batches
     from clawgate.client import commands
 
     parser = argparse.ArgumentParser(prog="clawgate", description=__doc__)
@@ -108,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
         one.add_argument("agent", help="agent id or name")
         _client_options(one)
         one.set_defaults(run=run)
+
+    batch = sub.add_parser("batch", help="run a JSONL file of chat requests as a batch")
+    batch_actions = batch.add_subparsers(dest="action", required=True, metavar="ACTION")
+    submit = batch_actions.add_parser("submit", help="upload a JSONL file and create a batch")
+    submit.add_argument("file", help="JSONL: one {custom_id, method, url, body} per line")
+    submit.add_argument("--wait", action="store_true", help="follow it and download the output")
+    submit.add_argument("--output", help="where --wait writes the output (FILE.output.jsonl)")
+    submit.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    _client_options(submit)
+    submit.set_defaults(run=batches.submit)
 
     completion = sub.add_parser("completion", help="print a shell completion script")
     completion.add_argument("shell", choices=["bash", "zsh"])

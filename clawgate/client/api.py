@@ -92,16 +92,20 @@ class Client:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         query: Mapping[str, str] | None = None,
+        payload: tuple[bytes, str] | None = None,
     ) -> HTTPResponse:
+        """`body` is sent as JSON; `payload` (bytes, content type) as it is."""
         url = self.connection.url + API + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
-        data = None if body is None else json.dumps(body).encode()
+        data, content_type = payload or (None, "")
+        if body is not None:
+            data, content_type = json.dumps(body).encode(), "application/json"
         all_headers = {
             "Authorization": f"Bearer {self.connection.token}",
             "Accept": "application/json",
             "User-Agent": "clawgate-cli",
-            **({"Content-Type": "application/json"} if data is not None else {}),
+            **({"Content-Type": content_type} if data is not None else {}),
             **(headers or {}),
         }
         for attempt in range(self.retries + 1):
@@ -134,6 +138,16 @@ class Client:
         """One request; the decoded JSON answer."""
         with self._open(method, path, body, headers, query) as reply:
             return json.loads(reply.read() or b"{}")
+
+    def upload(self, path: str, data: bytes, content_type: str) -> Any:
+        """POST a raw body (a multipart form); the decoded JSON answer."""
+        with self._open("POST", path, payload=(data, content_type)) as reply:
+            return json.loads(reply.read() or b"{}")
+
+    def download(self, path: str) -> bytes:
+        """GET a raw answer (a file's content)."""
+        with self._open("GET", path) as reply:
+            return reply.read()
 
     def stream(
         self, path: str, body: Any, headers: Mapping[str, str] | None = None

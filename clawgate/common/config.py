@@ -158,6 +158,8 @@ class ChatSettings:
     worker_concurrency: int = 4
     worker_queue_length: int = 512
     worker_queue_wait_s: float = 10.0  # under keepalive_s: a queue timeout stays a 429
+    # Batch lines a worker runs at once (at most; only in slots no interactive request wants).
+    batch_concurrency: int = 1
     # Passive outlier ejection: this many failures in a row take a worker out of rotation
     # for eject_base_s, doubling on each further ejection up to eject_max_s.
     eject_after_failures: int = 3
@@ -499,6 +501,7 @@ _CHAT_LIMIT_KEYS = {
     "workerConcurrency": "worker_concurrency",
     "workerQueueLength": "worker_queue_length",
     "workerQueueWaitSeconds": "worker_queue_wait_s",
+    "batchConcurrencyPerWorker": "batch_concurrency",
     "ejectAfterFailures": "eject_after_failures",
     "ejectBaseSeconds": "eject_base_s",
     "ejectMaxSeconds": "eject_max_s",

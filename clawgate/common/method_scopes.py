@@ -22,6 +22,7 @@ _CHAT = "/clawgate.chat.v1.ChatService/"
 _AGENTS = "/clawgate.agents.v1.AgentService/"
 _HEALTH = "/clawgate.health.v1.HealthService/"
 _SESSIONS = "/clawgate.sessions.v1.SessionService/"
+_BATCHES = "/clawgate.batches.v1.BatchService/"
 
 METHOD_SCOPES: Mapping[str, str] = {
     _CHAT + "CreateChatCompletionHttp": CHAT,
@@ -43,6 +44,21 @@ METHOD_SCOPES: Mapping[str, str] = {
     _SESSIONS + "GetSession": CHAT,
     _SESSIONS + "AppendMessages": CHAT,
     _SESSIONS + "DeleteSession": CHAT,
+    # Batches are chat requests run later; each token sees only its own files and batches.
+    **{
+        _BATCHES + m: CHAT
+        for m in (
+            "CreateFile",
+            "GetFile",
+            "GetFileContent",
+            "DeleteFile",
+            "CreateBatch",
+            "GetBatch",
+            "ListBatches",
+            "CancelBatch",
+            "StreamBatchChatCompletions",
+        )
+    },
     # Reflection describes the API to any caller with a token (grpcurl, Postman).
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": CHAT,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": CHAT,

@@ -101,7 +101,12 @@ SERVICES: tuple[ServiceDef, ...] = (
     # Chat also keeps conversations (sessions): the console and API clients share them.
     ServiceDef(
         "chat",
-        ("clawgate.chat.v1.ChatService", "clawgate.sessions.v1.SessionService"),
+        (
+            "clawgate.chat.v1.ChatService",
+            "clawgate.sessions.v1.SessionService",
+            # Batches run through chat's pipeline at low priority (services/batches).
+            "clawgate.batches.v1.BatchService",
+        ),
         50051,
         critical=True,
     ),

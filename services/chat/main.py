@@ -1,5 +1,6 @@
 """The chat service process: config, the pooled HTTP session, cache, agents and the session
-store (SessionService), then serve."""
+store (SessionService), the
+batch runner (BatchService), then serve."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import aiohttp
 import grpc
 
+from clawgate.batches.v1 import batch_service_pb2_grpc as batches_grpc
 from clawgate.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from clawgate.common import logging as clawgate_logging
 from clawgate.common.auth import Authenticator
@@ -16,6 +18,10 @@ from clawgate.common.config import ChatSettings, Config, load_config_or_exit
 from clawgate.common.redis_store import connect
 from clawgate.common.server import serve
 from clawgate.sessions.v1 import session_service_pb2_grpc as sessions_grpc
+from services.batches.runner import BatchRunner
+from services.batches.servicer import SERVICE_NAME as BATCH_SERVICE
+from services.batches.servicer import BatchServicer
+from services.batches.store import BatchStore
 from services.chat import metrics as chat_metrics
 from services.chat.agent_resolver import AgentResolver
 from services.chat.cache import PromptCache
@@ -53,15 +59,21 @@ async def run(config: Config) -> None:
     servicer = ChatServicer(pipeline, catalogue, cache, limits, extensions)
     chat_metrics.register(pipeline.pool, cache)
     session_store = SessionStore(connect(config.redis_url), config.cache.namespace)
+    batch_store = BatchStore(connect(config.redis_url), config.cache.namespace)
+    runner = BatchRunner(batch_store, pipeline)
+    runner.start()  # resumes the batches a previous run left unfinished
 
     def register(server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_ChatServiceServicer_to_server(servicer, server)
         sessions_grpc.add_SessionServiceServicer_to_server(
             sessions.SessionServicer(session_store), server
         )
-        return [SERVICE_NAME, sessions.SERVICE_NAME]
+        batches_grpc.add_BatchServiceServicer_to_server(BatchServicer(batch_store, runner), server)
+        return [SERVICE_NAME, sessions.SERVICE_NAME, BATCH_SERVICE]
 
     async def close() -> None:
+        await runner.close()
+        await batch_store.close()
         await extensions.close()
         await catalogue.close()
         await resolver.close()

@@ -233,20 +233,29 @@ class ChatCollector(Collector):
             "Requests waiting in the gateway's queue for a slot on a worker.",
             labels=["worker"],
         )
+        batch = GaugeMetricFamily(
+            "clawgate_worker_batch_in_flight",
+            "Batch lines a worker is answering now (background work, in in_flight too).",
+            labels=["worker"],
+        )
         busy: dict[str, int] = {}
+        batch_busy: dict[str, int] = {}
         waiting: dict[str, int] = {}
         down: dict[str, bool] = {}
         for state in self._pool.snapshot():  # providers may share a worker URL: sum them
             label = state["url"]
             busy[label] = busy.get(label, 0) + state["in_flight"]
+            batch_busy[label] = batch_busy.get(label, 0) + state["batch_in_flight"]
             waiting[label] = waiting.get(label, 0) + state["queued"]
             down[label] = down.get(label, False) or state["down"]
         for label, count in busy.items():
             in_flight.add_metric([label], count)
             queued.add_metric([label], waiting[label])
+            batch.add_metric([label], batch_busy[label])
             skipped.add_metric([label], 1.0 if down[label] else 0.0)
         yield in_flight
         yield queued
+        yield batch
         yield skipped
 
 

@@ -70,6 +70,8 @@ class CallOptions:
     token_id: str | None = None  # for per-token cache isolation
     cache_control: CacheControl = field(default_factory=CacheControl)
     deadline_s: float = 300.0
+    # Batch work: lowest priority in the worker queues (see workers.py).
+    background: bool = False
 
 
 class Pipeline:
@@ -377,7 +379,9 @@ class Exchange:
             on_accept=self.accepted.set,
         )
         adapter = adapter_for(target.provider.api)
-        async with pipeline.pool.slot(target, max_wait_s=self._deadline_at - loop.time()):
+        async with pipeline.pool.slot(
+            target, max_wait_s=self._deadline_at - loop.time(), background=self.call.background
+        ):
             first_limit_s = self.first_token_limit_s(target.model)
             first_token_at = loop.time() + first_limit_s
             got_first = False

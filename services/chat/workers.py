@@ -9,6 +9,9 @@ Several workers (base URLs, possibly of several providers) may serve one model.
   (a 503 `upstream_unavailable` when that worker is also ejected).
   Without this, every request is forwarded and waits in the worker's own invisible queue:
   300 open streams made each new request wait 7-16 s behind them (issue 13, defect 2).
+- Background work (batch lines) has the lowest priority: it takes a slot only when no
+  interactive request waits, holds at most `batch_concurrency` of a worker's slots, and
+  waits in its own unbounded queue (the batch runner bounds how many lines it starts).
 - Picking: not yet tried, not ejected, a free slot, then the shortest queue, then least
   recently used.
 - Ejection: a connection failure ejects a worker at once; `eject_after` failures in a row
@@ -45,6 +48,9 @@ class WorkerState:
     concurrency: int
     in_flight: int = 0
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+    batch_limit: int = 1
+    batch_in_flight: int = 0
+    batch_waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     down_until: float = 0.0
     last_pick: int = 0
     last_error: str = ""
@@ -62,6 +68,10 @@ class WorkerState:
     def has_free_slot(self) -> bool:
         return self.in_flight < self.concurrency and not self.waiters
 
+    @property
+    def has_batch_slot(self) -> bool:
+        return self.has_free_slot and self.batch_in_flight < self.batch_limit
+
 
 class WorkerPool:
     def __init__(self, settings: ChatSettings | None = None) -> None:
@@ -73,8 +83,11 @@ class WorkerPool:
         worker = self._workers.get(target.key)
         if worker is None:
             concurrency = target.provider.max_concurrency or self._settings.worker_concurrency
+            concurrency = max(1, concurrency)
+            # At least one slot stays for interactive requests (unless there is only one).
+            batch_limit = max(1, min(concurrency - 1, self._settings.batch_concurrency))
             worker = self._workers[target.key] = WorkerState(
-                target.worker, target.provider.id, max(1, concurrency)
+                target.worker, target.provider.id, concurrency, batch_limit=batch_limit
             )
         return worker
 
@@ -103,7 +116,9 @@ class WorkerPool:
         return any(t.key not in tried and not self.state(t).is_down(now) for t in targets)
 
     @asynccontextmanager
-    async def slot(self, target: Target, *, max_wait_s: float | None = None) -> AsyncIterator[None]:
+    async def slot(
+        self, target: Target, *, max_wait_s: float | None = None, background: bool = False
+    ) -> AsyncIterator[None]:
         """Hold one of the worker's slots, waiting in its bounded queue if need be.
 
         Raises ApiError 429 `upstream_queue_full` (Retry-After) when the queue is full or
@@ -111,6 +126,10 @@ class WorkerPool:
         ends first.
         """
         state = self.state(target)
+        if background:
+            async with self._batch_slot(state, max_wait_s):
+                yield
+            return
         if not state.has_free_slot:
             await self._wait_for_slot(state, max_wait_s)
         else:
@@ -120,6 +139,35 @@ class WorkerPool:
         finally:
             state.in_flight -= 1
             self._hand_over(state)
+
+    @asynccontextmanager
+    async def _batch_slot(
+        self, state: WorkerState, max_wait_s: float | None
+    ) -> AsyncIterator[None]:
+        """A slot for background work: only when no interactive request waits."""
+        if not state.has_batch_slot or state.batch_waiters:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            state.batch_waiters.append(waiter)
+            try:
+                async with asyncio.timeout(None if max_wait_s is None else max(max_wait_s, 0.0)):
+                    await waiter  # counted in by _hand_over before waking us
+            except TimeoutError:
+                if not (waiter.done() and not waiter.cancelled()):
+                    raise _queue_full(state, "no spare slot for batch work in time") from None
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._release(state, background=True)
+                raise
+            finally:
+                if waiter in state.batch_waiters:
+                    state.batch_waiters.remove(waiter)
+        else:
+            state.in_flight += 1
+            state.batch_in_flight += 1
+        try:
+            yield
+        finally:
+            self._release(state, background=True)
 
     async def _wait_for_slot(self, state: WorkerState, max_wait_s: float | None) -> None:
         settings = self._settings
@@ -156,8 +204,10 @@ class WorkerPool:
             if waiter in state.waiters:
                 state.waiters.remove(waiter)
 
-    def _release(self, state: WorkerState) -> None:
+    def _release(self, state: WorkerState, *, background: bool = False) -> None:
         state.in_flight -= 1
+        if background:
+            state.batch_in_flight -= 1
         self._hand_over(state)
 
     def _hand_over(self, state: WorkerState) -> None:
@@ -165,6 +215,13 @@ class WorkerPool:
             waiter = state.waiters.popleft()
             if not waiter.done():
                 state.in_flight += 1
+                waiter.set_result(None)
+        # Interactive requests first: batch work only gets what nobody waits for.
+        while state.batch_waiters and state.has_batch_slot:
+            waiter = state.batch_waiters.popleft()
+            if not waiter.done():
+                state.in_flight += 1
+                state.batch_in_flight += 1
                 waiter.set_result(None)
 
     # -- outcomes ----------------------------------------------------------------------
@@ -207,8 +264,8 @@ class WorkerPool:
     def snapshot(self) -> list[dict[str, Any]]:
         """One entry per (provider, worker) seen so far, for health and metrics:
         `url` (credentials removed), `provider`, `concurrency`, `in_flight`, `queued`,
-        `down` (ejected now), `down_for_s` (seconds left), `failures_in_row`,
-        `ejections_in_row`, `last_error`."""
+        `batch_in_flight`, `batch_queued` (background work), `down` (ejected now),
+        `down_for_s` (seconds left), `failures_in_row`, `ejections_in_row`, `last_error`."""
         now = time.monotonic()
         return [
             {
@@ -217,6 +274,8 @@ class WorkerPool:
                 "concurrency": s.concurrency,
                 "in_flight": s.in_flight,
                 "queued": s.queued,
+                "batch_in_flight": s.batch_in_flight,
+                "batch_queued": len(s.batch_waiters),
                 "down": s.is_down(now),
                 "down_for_s": round(max(0.0, s.down_until - now), 3),
                 "failures_in_row": s.failures_in_row,

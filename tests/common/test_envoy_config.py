@@ -42,6 +42,7 @@ def test_every_service_is_transcoded_and_health_checked() -> None:
         "clawgate.agents.v1.AgentService",
         "clawgate.health.v1.HealthService",
         "clawgate.sessions.v1.SessionService",
+        "clawgate.batches.v1.BatchService",
     }
     # The Lua error filter must see responses after the transcoder: it comes first.
     assert filters[0]["name"] == "envoy.filters.http.lua"
