@@ -43,6 +43,7 @@ BUSY_PAUSE_S = 5.0
 
 LINES = Counter("clawgate_batch_lines", "Batch lines finished, by outcome.", ["state"])
 RUNNING = Gauge("clawgate_batch_lines_running", "Batch lines this chat process runs now.")
+ACTIVE = Gauge("clawgate_batches_active", "Batches not finished yet (validating, in progress).")
 
 
 async def run_line(
@@ -104,7 +105,9 @@ class BatchRunner:
         while True:
             self._wake.clear()  # before the round: a wake-up during it runs another
             try:
-                for batch_id in sorted(await self.store.active()):
+                active = sorted(await self.store.active())
+                ACTIVE.set(len(active))
+                for batch_id in active:
                     await self._advance(batch_id)
             except asyncio.CancelledError:
                 raise

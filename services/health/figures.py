@@ -32,6 +32,9 @@ class ServiceFigures:
     queued: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, bool] = field(default_factory=dict)
     cache: dict[str, float] = field(default_factory=dict)  # event → count
+    batches_active: float = 0.0
+    batch_lines_running: float = 0.0
+    batch_lines: dict[str, float] = field(default_factory=dict)  # outcome → count
 
     @classmethod
     def parse(cls, text: str) -> ServiceFigures:
@@ -50,6 +53,12 @@ class ServiceFigures:
                     figures.skipped[s.labels["worker"]] = s.value > 0
                 elif s.name == "clawgate_cache_events_total":
                     figures.cache[s.labels["event"]] = s.value
+                elif s.name == "clawgate_batches_active":
+                    figures.batches_active = s.value
+                elif s.name == "clawgate_batch_lines_running":
+                    figures.batch_lines_running = s.value
+                elif s.name == "clawgate_batch_lines_total":
+                    figures.batch_lines[s.labels["state"]] = s.value
         return figures
 
 
@@ -70,6 +79,10 @@ def apply_figures(report: pb.HealthReport, figures: Mapping[str, ServiceFigures 
             component.worker.in_flight = int(chat.in_flight.get(url, 0))
             component.worker.queued = int(chat.queued.get(url, 0))
             component.worker.skipped = chat.skipped.get(url, False)
+    report.batches.active = int(chat.batches_active)
+    report.batches.running_lines = int(chat.batch_lines_running)
+    for state, count in chat.batch_lines.items():
+        report.batches.finished_lines[state] = int(count)
     c = chat.cache
     report.cache.CopyFrom(
         pb.CacheSummary(

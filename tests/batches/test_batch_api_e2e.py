@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import io
+import time
+from typing import Any
 
 import openai
 import pytest
@@ -63,6 +65,19 @@ def test_batch_runs_to_completed_with_output_by_custom_id(
     }
     assert counted["completed"] >= 8 and counted["failed"] >= 2
     assert "clawgate_batch_lines_running" in metrics
+
+    # The health report shows the batch work too (checked in the background: wait a round).
+    def health_batches() -> dict[str, Any]:
+        report = requests.get(batch_stack.rest_url + "/api/v1/health", headers=auth, timeout=10)
+        return dict(report.json().get("batches") or {})
+
+    deadline = time.monotonic() + 15
+    while (
+        int((found := health_batches()).get("finished_lines", {}).get("completed", 0)) < 8
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    assert int(found["finished_lines"]["completed"]) >= 8 and "active" in found
 
 
 def test_invalid_input_lines_fail_the_batch_with_line_numbers(client: openai.OpenAI) -> None:

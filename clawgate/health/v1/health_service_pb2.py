@@ -27,13 +27,15 @@ from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'clawgate/health/v1/health_service.proto\x12\x12\x63lawgate.health.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetHealthRequest\"\x16\n\x14\x43heckLivenessRequest\"\x17\n\x15\x43heckReadinessRequest\"\x13\n\x11GetMetricsRequest\".\n\x0bProbeResult\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07reasons\x18\x02 \x03(\t\"\xd1\x01\n\x0cHealthReport\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\nchecked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ncomponents\x18\x04 \x03(\x0b\x32\x1d.clawgate.health.v1.Component\x12\x0c\n\x04hint\x18\x05 \x01(\t\x12/\n\x05\x63\x61\x63he\x18\x06 \x01(\x0b\x32 .clawgate.health.v1.CacheSummary\"]\n\x0c\x43\x61\x63heSummary\x12\x0c\n\x04hits\x18\x01 \x01(\x03\x12\x0e\n\x06misses\x18\x02 \x01(\x03\x12\x10\n\x08\x62ypasses\x18\x03 \x01(\x03\x12\x0e\n\x06stores\x18\x04 \x01(\x03\x12\r\n\x05joins\x18\x05 \x01(\x03\"\x8d\x02\n\tComponent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x10\n\x08\x63ritical\x18\x06 \x01(\x08\x12.\n\x06worker\x18\x07 \x01(\x0b\x32\x1e.clawgate.health.v1.WorkerInfo\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x16\n\x0euptime_seconds\x18\t \x01(\x01\x12\x12\n\nlast_error\x18\n \x01(\t\x12\x31\n\rlast_error_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x02\n\nWorkerInfo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\rpulled_models\x18\x04 \x03(\t\x12\x16\n\x0emissing_models\x18\x05 \x03(\t\x12\x36\n\rloaded_models\x18\x06 \x03(\x0b\x32\x1f.clawgate.health.v1.LoadedModel\x12\x17\n\x0fvram_used_bytes\x18\x07 \x01(\x01\x12\x11\n\tin_flight\x18\x08 \x01(\x05\x12\x0e\n\x06server\x18\t \x01(\t\x12\x0f\n\x07skipped\x18\n \x01(\x08\x12\x0e\n\x06queued\x18\x0b \x01(\x05\"t\n\x0bLoadedModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x01\x12\x17\n\x0fsize_vram_bytes\x18\x03 \x01(\x01\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\x05\x12\x12\n\nexpires_at\x18\x05 \x01(\t2\xb6\x03\n\rHealthService\x12k\n\tGetHealth\x12$.clawgate.health.v1.GetHealthRequest\x1a .clawgate.health.v1.HealthReport\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/health\x12l\n\rCheckLiveness\x12(.clawgate.health.v1.CheckLivenessRequest\x1a\x1f.clawgate.health.v1.ProbeResult\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/healthz\x12m\n\x0e\x43heckReadiness\x12).clawgate.health.v1.CheckReadinessRequest\x1a\x1f.clawgate.health.v1.ProbeResult\"\x0f\x82\xd3\xe4\x93\x02\t\x12\x07/readyz\x12[\n\nGetMetrics\x12%.clawgate.health.v1.GetMetricsRequest\x1a\x14.google.api.HttpBody\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/metricsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'clawgate/health/v1/health_service.proto\x12\x12\x63lawgate.health.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetHealthRequest\"\x16\n\x14\x43heckLivenessRequest\"\x17\n\x15\x43heckReadinessRequest\"\x13\n\x11GetMetricsRequest\".\n\x0bProbeResult\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07reasons\x18\x02 \x03(\t\"\x84\x02\n\x0cHealthReport\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\nchecked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ncomponents\x18\x04 \x03(\x0b\x32\x1d.clawgate.health.v1.Component\x12\x0c\n\x04hint\x18\x05 \x01(\t\x12/\n\x05\x63\x61\x63he\x18\x06 \x01(\x0b\x32 .clawgate.health.v1.CacheSummary\x12\x31\n\x07\x62\x61tches\x18\x07 \x01(\x0b\x32 .clawgate.health.v1.BatchSummary\"\xb8\x01\n\x0c\x42\x61tchSummary\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x05\x12\x15\n\rrunning_lines\x18\x02 \x01(\x05\x12K\n\x0e\x66inished_lines\x18\x03 \x03(\x0b\x32\x33.clawgate.health.v1.BatchSummary.FinishedLinesEntry\x1a\x34\n\x12\x46inishedLinesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"]\n\x0c\x43\x61\x63heSummary\x12\x0c\n\x04hits\x18\x01 \x01(\x03\x12\x0e\n\x06misses\x18\x02 \x01(\x03\x12\x10\n\x08\x62ypasses\x18\x03 \x01(\x03\x12\x0e\n\x06stores\x18\x04 \x01(\x03\x12\r\n\x05joins\x18\x05 \x01(\x03\"\x8d\x02\n\tComponent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x12\n\nlatency_ms\x18\x05 \x01(\x01\x12\x10\n\x08\x63ritical\x18\x06 \x01(\x08\x12.\n\x06worker\x18\x07 \x01(\x0b\x32\x1e.clawgate.health.v1.WorkerInfo\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x16\n\x0euptime_seconds\x18\t \x01(\x01\x12\x12\n\nlast_error\x18\n \x01(\t\x12\x31\n\rlast_error_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x02\n\nWorkerInfo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\rpulled_models\x18\x04 \x03(\t\x12\x16\n\x0emissing_models\x18\x05 \x03(\t\x12\x36\n\rloaded_models\x18\x06 \x03(\x0b\x32\x1f.clawgate.health.v1.LoadedModel\x12\x17\n\x0fvram_used_bytes\x18\x07 \x01(\x01\x12\x11\n\tin_flight\x18\x08 \x01(\x05\x12\x0e\n\x06server\x18\t \x01(\t\x12\x0f\n\x07skipped\x18\n \x01(\x08\x12\x0e\n\x06queued\x18\x0b \x01(\x05\"t\n\x0bLoadedModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x01\x12\x17\n\x0fsize_vram_bytes\x18\x03 \x01(\x01\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\x05\x12\x12\n\nexpires_at\x18\x05 \x01(\t2\xb6\x03\n\rHealthService\x12k\n\tGetHealth\x12$.clawgate.health.v1.GetHealthRequest\x1a .clawgate.health.v1.HealthReport\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/health\x12l\n\rCheckLiveness\x12(.clawgate.health.v1.CheckLivenessRequest\x1a\x1f.clawgate.health.v1.ProbeResult\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/healthz\x12m\n\x0e\x43heckReadiness\x12).clawgate.health.v1.CheckReadinessRequest\x1a\x1f.clawgate.health.v1.ProbeResult\"\x0f\x82\xd3\xe4\x93\x02\t\x12\x07/readyz\x12[\n\nGetMetrics\x12%.clawgate.health.v1.GetMetricsRequest\x1a\x14.google.api.HttpBody\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/metricsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clawgate.health.v1.health_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_BATCHSUMMARY_FINISHEDLINESENTRY']._loaded_options = None
+  _globals['_BATCHSUMMARY_FINISHEDLINESENTRY']._serialized_options = b'8\001'
   _globals['_HEALTHSERVICE'].methods_by_name['GetHealth']._loaded_options = None
   _globals['_HEALTHSERVICE'].methods_by_name['GetHealth']._serialized_options = b'\202\323\344\223\002\020\022\016/api/v1/health'
   _globals['_HEALTHSERVICE'].methods_by_name['CheckLiveness']._loaded_options = None
@@ -53,15 +55,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROBERESULT']._serialized_start=243
   _globals['_PROBERESULT']._serialized_end=289
   _globals['_HEALTHREPORT']._serialized_start=292
-  _globals['_HEALTHREPORT']._serialized_end=501
-  _globals['_CACHESUMMARY']._serialized_start=503
-  _globals['_CACHESUMMARY']._serialized_end=596
-  _globals['_COMPONENT']._serialized_start=599
-  _globals['_COMPONENT']._serialized_end=868
-  _globals['_WORKERINFO']._serialized_start=871
-  _globals['_WORKERINFO']._serialized_end=1127
-  _globals['_LOADEDMODEL']._serialized_start=1129
-  _globals['_LOADEDMODEL']._serialized_end=1245
-  _globals['_HEALTHSERVICE']._serialized_start=1248
-  _globals['_HEALTHSERVICE']._serialized_end=1686
+  _globals['_HEALTHREPORT']._serialized_end=552
+  _globals['_BATCHSUMMARY']._serialized_start=555
+  _globals['_BATCHSUMMARY']._serialized_end=739
+  _globals['_BATCHSUMMARY_FINISHEDLINESENTRY']._serialized_start=687
+  _globals['_BATCHSUMMARY_FINISHEDLINESENTRY']._serialized_end=739
+  _globals['_CACHESUMMARY']._serialized_start=741
+  _globals['_CACHESUMMARY']._serialized_end=834
+  _globals['_COMPONENT']._serialized_start=837
+  _globals['_COMPONENT']._serialized_end=1106
+  _globals['_WORKERINFO']._serialized_start=1109
+  _globals['_WORKERINFO']._serialized_end=1365
+  _globals['_LOADEDMODEL']._serialized_start=1367
+  _globals['_LOADEDMODEL']._serialized_end=1483
+  _globals['_HEALTHSERVICE']._serialized_start=1486
+  _globals['_HEALTHSERVICE']._serialized_end=1924
 # @@protoc_insertion_point(module_scope)

@@ -127,6 +127,7 @@ class HealthReport(_message.Message):
     COMPONENTS_FIELD_NUMBER: _builtins.int
     HINT_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
+    BATCHES_FIELD_NUMBER: _builtins.int
     status: _builtins.str
     """`ok` (all parts work), `degraded` (some optional part is down) or `down`."""
     version: _builtins.str
@@ -145,6 +146,10 @@ class HealthReport(_message.Message):
     def cache(self) -> Global___CacheSummary:
         """Prompt-cache counters of the chat service (one process of it)."""
 
+    @_builtins.property
+    def batches(self) -> Global___BatchSummary:
+        """Batches (OpenAI's Batch API and streaming batches), from the chat service."""
+
     def __init__(
         self,
         *,
@@ -154,14 +159,67 @@ class HealthReport(_message.Message):
         components: _abc.Iterable[Global___Component] | None = ...,
         hint: _builtins.str = ...,
         cache: Global___CacheSummary | None = ...,
+        batches: Global___BatchSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "checked_at", b"checked_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "cache", b"cache", "checked_at", b"checked_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "checked_at", b"checked_at", "components", b"components", "hint", b"hint", "status", b"status", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "cache", b"cache", "checked_at", b"checked_at", "components", b"components", "hint", b"hint", "status", b"status", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HealthReport: _TypeAlias = HealthReport  # noqa: Y015
+
+@_typing.final
+class BatchSummary(_message.Message):
+    """Batch work of the gateway."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FinishedLinesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    RUNNING_LINES_FIELD_NUMBER: _builtins.int
+    FINISHED_LINES_FIELD_NUMBER: _builtins.int
+    active: _builtins.int
+    """Batches not finished yet (in the whole deployment)."""
+    running_lines: _builtins.int
+    """Batch lines running now (one chat process)."""
+    @_builtins.property
+    def finished_lines(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Batch lines finished since that process started, by outcome (`completed`, `failed`…)."""
+
+    def __init__(
+        self,
+        *,
+        active: _builtins.int = ...,
+        running_lines: _builtins.int = ...,
+        finished_lines: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "finished_lines", b"finished_lines", "running_lines", b"running_lines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchSummary: _TypeAlias = BatchSummary  # noqa: Y015
 
 @_typing.final
 class CacheSummary(_message.Message):
