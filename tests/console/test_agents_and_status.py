@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
+import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -114,3 +116,36 @@ def test_status_page_shows_every_part_and_refreshes(console: Console) -> None:
     console.screenshot("status")
     first = console.text("checked-at")
     console.wait(lambda: console.text("checked-at") != first, what="a refresh")
+
+
+def test_status_page_lists_batches_with_progress(console: Console, console_stack: Stack) -> None:
+    headers = {"Authorization": f"Bearer {console_stack.token}"}
+    base = console_stack.rest_url + "/api/v1"
+    lines = [
+        {"custom_id": f"s-{i}", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "qwen3:32b", "messages": [{"role": "user", "content": f"q {i}"}],
+                  "max_tokens": 4}}
+        for i in range(2)
+    ]  # fmt: skip
+    upload = requests.post(
+        base + "/files", headers=headers, timeout=30, data={"purpose": "batch"},
+        files={"file": ("in.jsonl", "\n".join(json.dumps(x) for x in lines), "application/jsonl")},
+    )  # fmt: skip
+    assert upload.status_code == 200, upload.text
+    batch = requests.post(
+        base + "/batches", headers=headers, timeout=30,
+        json={"input_file_id": upload.json()["id"], "endpoint": "/v1/chat/completions",
+              "completion_window": "24h"},
+    )  # fmt: skip
+    assert batch.status_code == 200, batch.text
+    batch_id = batch.json()["id"]
+    console.open("/status")
+    item = console.wait(
+        lambda: next((b for b in console.find_all("#batches .card")
+                      if b.get_attribute("data-batch") == batch_id
+                      and "2 of 2 lines" in b.text), None),
+        timeout=60,  # the batch runs at low priority; the page refreshes every 3 s
+        what="the batch, finished, in the list",
+    )  # fmt: skip
+    assert item is not None and "completed" in item.text
+    assert "not finished" in console.text("batch-summary")

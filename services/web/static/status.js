@@ -34,7 +34,22 @@ function workerCard(component) {
     (w.missing_models || []).length ? row("not pulled", w.missing_models.join(", ")) : [],
     row("loaded", loaded.length ? loaded.join("; ") : "none"),
     row("GPU memory", gib(w.vram_used_bytes || 0)),
-    row("in flight", String(w.in_flight || 0)));
+    row("in flight", String(w.in_flight || 0)),
+    row("queued", String(w.queued || 0)),
+    w.skipped ? row("skipped", "yes, after failures") : []);
+}
+
+/** One batch with its progress (lines done of all lines). */
+function batchItem(batch) {
+  const counts = batch.request_counts || { total: 0, completed: 0, failed: 0 };
+  const done = counts.completed + counts.failed;
+  return el("li", { class: "card", "data-batch": batch.id },
+    el("h4", {}, el("span", {}, batch.id),
+      el("span", { class: `badge ${batch.status}` }, batch.status)),
+    el("progress", { max: String(counts.total || 1), value: String(done) }),
+    el("p", { class: "muted" },
+      `${done} of ${counts.total} lines (${counts.failed} failed) · ` +
+      `created ${formatTime(new Date(batch.created_at * 1000).toISOString())}`));
 }
 
 export async function mount(root, connection) {
@@ -65,6 +80,19 @@ export async function mount(root, connection) {
       ...components.filter((c) => c.kind !== "llm_worker").map((c) => card(c)));
     $("workers").replaceChildren(
       ...components.filter((c) => c.kind === "llm_worker").map(workerCard));
+    await refreshBatches(report.batches || {});
+  }
+
+  async function refreshBatches(summary) {
+    $("batch-summary").textContent =
+      `${summary.active || 0} not finished · ${summary.running_lines || 0} lines running`;
+    try {
+      const { data } = await json("/api/v1/batches?limit=20");
+      $("batches").replaceChildren(...data.map(batchItem));
+      $("batches-empty").hidden = data.length > 0;
+    } catch (err) {
+      showError($("status-error"), err); // e.g. a token without the chat scope
+    }
   }
 
   await refresh();
