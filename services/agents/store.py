@@ -97,14 +97,18 @@ class AgentStore:
             text = cast(str | None, await self._redis.get(self._doc_key(agent_id)))
         return AgentRecord.from_json(text) if text is not None else None
 
-    async def create(self, record: AgentRecord, claim: IdempotencyClaim | None) -> Created:
-        keys = [
+    def _record_keys(self, record: AgentRecord) -> list[str]:
+        """Every key one agent's create or delete script touches."""
+        return [
             self._doc_key(record.id),
             self._by_name,
             self._order,
             self._owned(record.owner),
             self._shared,
         ]
+
+    async def create(self, record: AgentRecord, claim: IdempotencyClaim | None) -> Created:
+        keys = self._record_keys(record)
         args: list[Any] = [
             record.id,
             record.name,
@@ -149,13 +153,7 @@ class AgentStore:
         return Outcome.OK if reply == "updated" else Outcome(reply)
 
     async def delete(self, record: AgentRecord, expected_etag: str | None) -> Outcome:
-        keys = [
-            self._doc_key(record.id),
-            self._by_name,
-            self._order,
-            self._owned(record.owner),
-            self._shared,
-        ]
+        keys = self._record_keys(record)
         async with available("agent"):
             reply = await self._delete(keys=keys, args=[record.id, expected_etag or ""])
         return Outcome.OK if reply == "deleted" else Outcome(reply)
