@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from typing import Any, TextIO
 
+from clawgate.client.api import no_proxy_opener
 from clawgate.client.connection import NoToken, saved_token, saved_url
 from clawgate.common.config import load_config
 
@@ -35,7 +36,7 @@ def fetch_report(url: str, token: str | None, timeout: float = 5.0) -> dict[str,
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(url + "/api/v1/health", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
+        with no_proxy_opener().open(request, timeout=timeout) as reply:
             body = reply.read()
     except urllib.error.HTTPError as err:  # 503 still carries the report
         body = err.read()

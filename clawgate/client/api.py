@@ -65,7 +65,7 @@ class GatewayError(Exception):
                           "code": self.code}}  # fmt: skip
 
 
-def _no_proxy_opener() -> urllib.request.OpenerDirector:
+def no_proxy_opener() -> urllib.request.OpenerDirector:
     # The gateway is local or named explicitly: a proxy from the environment would only
     # get in the way (and could see the token).
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -83,7 +83,7 @@ class Client:
         self.timeout = timeout
         self.retries = retries
         self._sleep = sleep
-        self._opener = _no_proxy_opener()
+        self._opener = no_proxy_opener()
 
     def _open(
         self,

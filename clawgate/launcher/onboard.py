@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from clawgate.client.api import no_proxy_opener
 from clawgate.client.connection import NoToken, saved_token, token_path
 from clawgate.common.auth import ensure_token_file
 from clawgate.common.config import API_OLLAMA, Config, ProviderSpec, load_config
@@ -164,7 +165,7 @@ def health_summary(stack: Stack) -> str:
         stack.rest_url + "/api/v1/health", headers={"Authorization": f"Bearer {stack.token}"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
+        with no_proxy_opener().open(request, timeout=10) as reply:
             report = json.load(reply)
     except urllib.error.HTTPError as err:
         report = json.load(err)
