@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from typing import Any
 
 import aiohttp
@@ -41,6 +42,7 @@ CHECK_TIMEOUT_S = 2.0
 # never waits on a dead worker (except for the very first round after start).
 CHECK_INTERVAL_S = 1.0
 RECHECK_INTERVAL_S = 0.25
+RECHECK_WINDOW_S = 10.0  # how long after a change of status the faster pace lasts
 HINT = "send `Authorization: Bearer <token>` for every component's state"
 
 
@@ -76,20 +78,25 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
             self._task = asyncio.create_task(self._check_forever())
 
     async def _check_forever(self) -> None:
+        changed_at = time.monotonic()  # when the overall status last changed
         while True:
             try:
                 report = await self._run_checks()
                 await self._add_service_figures(report)
                 self._last_errors.apply(report)
                 observe_report(report)
+                if self._latest is None or self._latest.status != report.status:
+                    changed_at = time.monotonic()
                 self._latest = report
                 self._first_round.set()
             except Exception:
                 log.exception("health round failed")
-            # While something is wrong, look again sooner: a part that was starting (or
-            # restarting) is reported up within a fraction of a second.
+            # Shortly after a change, while something is wrong, look again sooner: a part
+            # that was starting (or restarting) is reported up within a fraction of a
+            # second. A steady state (a model never pulled) is checked at the usual pace.
             ok = self._latest is not None and self._latest.status == checks.OK
-            await asyncio.sleep(CHECK_INTERVAL_S if ok else RECHECK_INTERVAL_S)
+            settling = time.monotonic() - changed_at < RECHECK_WINDOW_S
+            await asyncio.sleep(RECHECK_INTERVAL_S if settling and not ok else CHECK_INTERVAL_S)
 
     async def _add_service_figures(self, report: pb.HealthReport) -> None:
         """Versions, uptimes, worker load and cache counters, from the services' metrics."""
