@@ -137,7 +137,8 @@ def run_loadgen(job: Job) -> dict[str, Any]:
 
 def measure(targets: list[Target], upstream: str, args: argparse.Namespace) -> report.Results:
     results: report.Results = {}
-    plan = scenarios(args)
+    wanted = {k for k in args.scenarios.split(",") if k}
+    plan = [s for s in scenarios(args) if not wanted or s.key in wanted]
     for round_no in range(args.rounds):
         shift = round_no % len(targets)
         order = targets[shift:] + targets[:shift]
@@ -287,11 +288,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--peer-cache", type=Path, default=peers.DEFAULT_CACHE)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument(
+        "--scenarios", default="", help="comma-separated scenario keys to run (default: all)"
+    )
     args = p.parse_args(argv)
     if args.smoke:
         args.rounds, args.streams_timeout = 1, min(args.streams_timeout, 20.0)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
+    known = [s.key for s in scenarios(args)]
+    unknown = set(args.scenarios.split(",")) - set(known) - {""}
+    if unknown:
+        p.error(f"unknown scenarios {sorted(unknown)}: choose from {', '.join(known)}")
+    return args
     return args
 
 
