@@ -9,9 +9,10 @@
   an SSE error frame and the stream ends without [DONE].
 - CreateChatCompletion / StreamChatCompletion: the same answers as typed messages.
 
-Streaming methods write with `context.write()` from one coroutine (no response
-generator), so a cancelled call unwinds straight through the upstream request, which is
-closed at once and the worker stops generating.
+Streaming methods write with `context.write()` (no response generator), so a cancelled
+call unwinds straight through the upstream request, which is closed at once and the worker
+stops generating. SSE frames go through `SseWriter`, which writes the frames waiting behind
+a write in flight as one message (and cancels the stream when a write fails).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from services.chat.pipeline import CallOptions, Exchange, Pipeline
 from services.chat.providers.base import Delta
 from services.chat.rate_limit import RateLimiter, rate_limit_headers
 from services.chat.request import params_to_dict, parse_json_body
+from services.chat.sse_writer import SseWriter
 from services.chat.tools.loop import encode  # plugins & tools hook
 
 log = logging.getLogger("clawgate.chat")
@@ -155,21 +157,26 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         return exchange
 
     async def _stream_sse(self, exchange: Exchange, context: Context) -> None:
-        async def write(chunk: dict[str, Any]) -> None:
-            await context.write(httpbody_pb2.HttpBody(content_type=SSE_TYPE, data=sse_frame(chunk)))
-
-        async def write_error(error: ApiError) -> None:
-            data = error_frame(error)
+        async def send(data: bytes) -> None:
             await context.write(httpbody_pb2.HttpBody(content_type=SSE_TYPE, data=data))
 
-        async def write_comment() -> None:
-            await context.write(httpbody_pb2.HttpBody(content_type=SSE_TYPE, data=KEEPALIVE))
+        # Frames that wait while a write is in flight go out together as one message.
+        async with SseWriter(send) as out:
 
-        started = await _render_chunks(
-            exchange, context, write, on_late_error=write_error, on_heartbeat=write_comment
-        )
-        if started:
-            await context.write(httpbody_pb2.HttpBody(content_type=SSE_TYPE, data=DONE_FRAME))
+            async def write(chunk: dict[str, Any]) -> None:
+                await out.put(sse_frame(chunk))
+
+            async def write_error(error: ApiError) -> None:
+                await out.put(error_frame(error))
+
+            async def write_comment() -> None:
+                await out.put(KEEPALIVE)
+
+            started = await _render_chunks(
+                exchange, context, write, on_late_error=write_error, on_heartbeat=write_comment
+            )
+            if started:
+                await out.put(DONE_FRAME)
 
     # -- models ------------------------------------------------------------------------
     async def ListModels(
