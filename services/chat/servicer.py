@@ -17,10 +17,8 @@ a write in flight as one message (and cancels the stream when a write fails).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -37,11 +35,11 @@ from clawgate.common.tokens import current_principal
 from services.chat.cache import PromptCache
 from services.chat.cache_key import parse_cache_control
 from services.chat.extensions import Extensions, chunk_hook  # plugins & tools hook
+from services.chat.heartbeats import with_heartbeats
 from services.chat.metrics import observed, overhead_ms
 from services.chat.models import ModelCatalogue
 from services.chat.openai_format import DONE_FRAME, ChunkEncoder, dumps, error_frame, sse_frame
 from services.chat.pipeline import CallOptions, Exchange, Pipeline
-from services.chat.providers.base import Delta
 from services.chat.rate_limit import RateLimiter, rate_limit_headers
 from services.chat.request import params_to_dict, parse_json_body
 from services.chat.sse_writer import SseWriter
@@ -245,8 +243,11 @@ async def _render_chunks(
 
     interval = exchange.pipeline.settings.keepalive_s
     try:
-        async with aclosing(exchange.deltas()) as deltas:
-            async for delta in with_heartbeats(deltas, exchange.accepted, interval):
+        async with (
+            aclosing(exchange.deltas()) as deltas,
+            aclosing(with_heartbeats(deltas, exchange.accepted, interval)) as beats,
+        ):
+            async for delta in beats:
                 if delta is not None:
                     await emit(encode(encoder, delta))  # plugins & tools hook: tool steps
                     continue
@@ -266,44 +267,6 @@ async def _render_chunks(
         log.warning("stream ended by error", extra={"code": error.code, "error": error.message})
         await on_late_error(error)
         return False
-
-
-async def with_heartbeats(
-    deltas: AsyncIterator[Delta], accepted: asyncio.Event, interval_s: float
-) -> AsyncIterator[Delta | None]:
-    """`deltas`, with a None when `accepted` is first set and after each `interval_s`
-    without a delta: the moments a stream should show it is alive."""
-    pending: asyncio.Future[Delta] = asyncio.ensure_future(anext(deltas))
-    accept: asyncio.Future[Any] = asyncio.ensure_future(accepted.wait())
-    told_accepted = yielded = False
-    try:
-        while True:
-            waiting: set[asyncio.Future[Any]] = {pending}
-            if not told_accepted:
-                waiting.add(accept)
-            done, _ = await asyncio.wait(
-                waiting, timeout=interval_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            if pending in done:
-                try:
-                    delta = pending.result()
-                except StopAsyncIteration:
-                    return
-                yielded = True
-                yield delta
-                pending = asyncio.ensure_future(anext(deltas))
-            elif accept in done and not told_accepted:
-                told_accepted = True
-                if not yielded:  # headers went out with the first delta already
-                    yield None
-            elif not done:
-                yield None
-    finally:
-        for future in (pending, accept):
-            if not future.done():
-                future.cancel()
-                with contextlib.suppress(BaseException):
-                    await future
 
 
 async def _send_headers(context: Context, exchange: Exchange) -> None:
