@@ -19,14 +19,23 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 DONE_FRAME = b"data: [DONE]\n\n"
 
 
+# Random bytes below this map evenly onto the alphabet (4 × 62); the others are skipped.
+_ID_BYTE_LIMIT = 256 // len(_ID_ALPHABET) * len(_ID_ALPHABET)
+# json.dumps() builds a new encoder on every call when given options; one is enough.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def completion_id() -> str:
     """`chatcmpl-` + 29 random characters, like OpenAI's ids (unique per response)."""
-    return "chatcmpl-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(29))
+    chars: list[str] = []
+    while len(chars) < 29:  # one token_bytes() call, not 29 secrets.choice() calls
+        chars += (_ID_ALPHABET[b % 62] for b in secrets.token_bytes(40) if b < _ID_BYTE_LIMIT)
+    return "chatcmpl-" + "".join(chars[:29])
 
 
 def dumps(value: Any) -> str:
     """Compact JSON with raw UTF-8 (Chinese text stays readable)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def sse_frame(value: Any) -> bytes:
