@@ -78,7 +78,8 @@ def test_many_fast_streams_arrive_whole_and_in_order(fast_worker: Stack) -> None
         assert reply.status_code == 200, reply.text
         expected[prompt] = reply.json()["choices"][0]["message"]["content"]
     with ThreadPoolExecutor(STREAMS) as pool:
-        streams = dict(zip(prompts, pool.map(lambda p: read_stream(fast_worker, p), prompts)))
+        read = pool.map(lambda p: read_stream(fast_worker, p), prompts)
+        streams = dict(zip(prompts, read, strict=True))
     for prompt, payloads in streams.items():
         assert payloads[-1] == "[DONE]"
         chunks = [json.loads(p) for p in payloads[:-1]]
