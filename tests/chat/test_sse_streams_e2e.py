@@ -101,11 +101,17 @@ def test_the_openai_sdk_reads_fast_streams(fast_worker: Stack) -> None:
     prompts = [f"Tell story {i} [{uuid.uuid4().hex[:8]}]" for i in range(4)]
 
     def text_of(prompt: str) -> tuple[str, str]:
-        stream = client.chat.completions.create(**body(prompt, stream=True))
-        chunks = list(stream)
+        messages: Any = [{"role": "user", "content": prompt}]
+        chunks = list(
+            client.chat.completions.create(
+                model="llama3.2:latest", messages=messages, temperature=0, stream=True
+            )
+        )
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        whole = client.chat.completions.create(**body(prompt)).choices[0].message.content
-        return streamed, whole or ""
+        whole = client.chat.completions.create(
+            model="llama3.2:latest", messages=messages, temperature=0
+        )
+        return streamed, whole.choices[0].message.content or ""
 
     with ThreadPoolExecutor(len(prompts)) as pool:
         for streamed, whole in pool.map(text_of, prompts):
