@@ -146,9 +146,13 @@ async def read_sse(reply: aiohttp.ClientResponse, ms: Callable[[], float], sampl
             sample.first_byte_ms = now
         if sample.first_token_ms is None and _CONTENT.search(data):
             sample.first_token_ms = now
-        if b"data:" in data:
+        frames = data.count(b"data:")
+        if frames:
             if last is not None:
                 sample.gaps_ms.append(now - last)
+            # A gap per chunk (frame), not per read: frames that came in one read (a server
+            # that writes what waits as one message) followed the first one at once.
+            sample.gaps_ms.extend([0.0] * (frames - 1))
             last = now
         tail = (tail + data)[-64:]
     sample.ok = _DONE in tail
