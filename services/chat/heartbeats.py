@@ -46,6 +46,9 @@ class _ReadAhead:
                     await self._room.wait()
         except Exception as exc:  # the consumer raises it, as if it had read it itself
             self.error = exc
+        except BaseException:  # cancelled: the answer is incomplete, never a clean end
+            self.error = RuntimeError("the upstream read stopped before the answer's end")
+            raise
         finally:
             self.ended = True
             self.arrived.set()
