@@ -246,11 +246,16 @@ class PromptCache:
             self._counters.record_hit_latency(decision.elapsed_ms)
         return decision
 
-    async def finish(self, decision: CacheDecision, completion: dict[str, Any] | None) -> None:
+    async def finish(
+        self, decision: CacheDecision, completion: dict[str, Any] | None, *, wait: bool = True
+    ) -> None:
         """End a MISS/BYPASS: store `completion` if complete, release the lock, wake waiters.
 
         Pass None when the model call failed, was cut, or was cancelled. Never raises
         (errors are logged); the store completes even if the caller is cancelled.
+        `wait=False` returns before the write reaches Redis (the answer need not wait for
+        its own store: until it lands, an identical request waits on the lock and is
+        woken by the store's publish, so it still gets the answer).
         """
         if decision._finished or decision.status == "HIT":
             return
@@ -274,7 +279,8 @@ class PromptCache:
         task = asyncio.create_task(self._write(decision, store))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        await asyncio.shield(task)
+        if wait:
+            await asyncio.shield(task)
 
     # -- admin -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

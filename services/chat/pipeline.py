@@ -242,7 +242,7 @@ class Exchange:
             completion = self._finish(aggregator, cache_hit=False)
         finally:
             if cache is not None and decision is not None:
-                await cache.finish(decision, completion)
+                await cache.finish(decision, completion, wait=False)
 
     def upstream_elapsed(self) -> float:
         """Seconds spent waiting on workers so far, including a wait in progress."""
