@@ -222,9 +222,10 @@ def _access_log(method: str, context: Context, started: float) -> None:
     name = getattr(code, "name", "OK") if code is not None else "OK"
     seconds = time.perf_counter() - started
     metrics.observe_call(method, name, seconds)
-    log.info(
-        "call", extra={"method": method, "code": name, "duration_ms": round(seconds * 1000, 2)}
-    )
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "call", extra={"method": method, "code": name, "duration_ms": round(seconds * 1000, 2)}
+        )
 
 
 def _whole_api() -> list[str]:

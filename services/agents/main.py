@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 
 from clawgate.agents.v1 import agent_service_pb2_grpc as pb_grpc
-from clawgate.common import logging
+from clawgate.common import logging, runtime
 from clawgate.common.auth import Authenticator
 from clawgate.common.auth_throttle import FailedAuthLimiter
 from clawgate.common.config import Config, load_config_or_exit
@@ -40,4 +38,4 @@ async def run(config: Config) -> None:
 def main() -> None:
     config = load_config_or_exit()
     logging.setup("agents", config.log_level)
-    asyncio.run(run(config))
+    runtime.run(run(config))

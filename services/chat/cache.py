@@ -72,6 +72,16 @@ PURGE_TIMEOUT_S = 30.0
 CLOSE_TIMEOUT_S = 2.0
 ENTRY_FORMAT = 1
 
+# Look the entry up and, when it is absent, take the single-flight lock: one round trip.
+# KEYS: entry, lock. ARGV: lock token, lock ms. → {0, entry} | {1} (lock taken) | {2} (held)
+_LOOKUP_LUA = """
+local entry = redis.call('GET', KEYS[1])
+if entry then return {0, entry} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
+return {2}
+"""
+_FOUND, _LOCKED, _HELD = 0, 1, 2
+
 # Store the answer (if any), release the lock if we still own it, wake other processes.
 # KEYS: entry, lock, index. ARGV: value ('' = none), ttl s, lock token ('' = none),
 # channel, index score (expiry, ms).
@@ -175,6 +185,7 @@ class PromptCache:
         self._retry_interval = retry_interval_s
         self._index_key = f"{settings.namespace}:cache-index:v1"
         self._channel = f"{settings.namespace}:cache:v1:done"
+        self._lookup_script = redis.register_script(_LOOKUP_LUA)
         self._finish_script = redis.register_script(_FINISH_LUA)
         self._notifier = FlightNotifier(redis, self._channel)
         self._flights: dict[str, _Flight] = {}
@@ -235,11 +246,16 @@ class PromptCache:
             self._counters.record_hit_latency(decision.elapsed_ms)
         return decision
 
-    async def finish(self, decision: CacheDecision, completion: dict[str, Any] | None) -> None:
+    async def finish(
+        self, decision: CacheDecision, completion: dict[str, Any] | None, *, wait: bool = True
+    ) -> None:
         """End a MISS/BYPASS: store `completion` if complete, release the lock, wake waiters.
 
         Pass None when the model call failed, was cut, or was cancelled. Never raises
         (errors are logged); the store completes even if the caller is cancelled.
+        `wait=False` returns before the write reaches Redis (the answer need not wait for
+        its own store: until it lands, an identical request waits on the lock and is
+        woken by the store's publish, so it still gets the answer).
         """
         if decision._finished or decision.status == "HIT":
             return
@@ -263,7 +279,8 @@ class PromptCache:
         task = asyncio.create_task(self._write(decision, store))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        await asyncio.shield(task)
+        if wait:
+            await asyncio.shield(task)
 
     # -- admin -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
@@ -372,23 +389,31 @@ class PromptCache:
             raise
 
     async def _lead(self, key: str, flight: _Flight, wait_s: float) -> CacheDecision:
-        """First request for `key` in this process: read Redis, then take the lock."""
+        """First request for `key` in this process: read Redis and, on a miss, take the
+        lock, in one round trip (_LOOKUP_LUA)."""
         bypass = CacheDecision("BYPASS", key, no_store=True, reason="redis-down", _flight=flight)
         if not self._redis_usable():
             return bypass
+        token = secrets.token_hex(16)
+        lock = f"{key}:lock"
         try:
-            raw = await self._call(lambda: self._redis.get(key))
-            completion = _decode_entry(raw)
-            if completion is not None:
-                self._settle(key, flight, _completion_json(completion))
-                return CacheDecision("HIT", key, completion)
-            token = secrets.token_hex(16)
-            acquired = await self._call(
-                lambda: self._redis.set(f"{key}:lock", token, nx=True, px=self._lock_ms)
+            reply = await self._call(
+                lambda: self._lookup_script(keys=[key, lock], args=[token, self._lock_ms])
             )
+            found = int(reply[0])
+            if found == _FOUND:
+                completion = _decode_entry(reply[1])
+                if completion is not None:
+                    self._settle(key, flight, _completion_json(completion))
+                    return CacheDecision("HIT", key, completion)
+                # An unreadable entry (older format, damage): answer anew and replace it.
+                acquired = await self._call(
+                    lambda: self._redis.set(lock, token, nx=True, px=self._lock_ms)
+                )
+                found = _LOCKED if acquired else _HELD
         except _RedisTrouble:
             return bypass
-        if acquired:
+        if found == _LOCKED:
             return CacheDecision("MISS", key, _flight=flight, _lock_token=token)
         # Another chat process is computing this answer: wait for it on behalf of every
         # local request for the key.

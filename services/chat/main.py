@@ -4,14 +4,13 @@ batch runner (BatchService), then serve."""
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import grpc
 
 from clawgate.batches.v1 import batch_service_pb2_grpc as batches_grpc
 from clawgate.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from clawgate.common import logging as clawgate_logging
+from clawgate.common import runtime
 from clawgate.common.auth import Authenticator
 from clawgate.common.auth_throttle import FailedAuthLimiter
 from clawgate.common.config import ChatSettings, Config, load_config_or_exit
@@ -95,4 +94,4 @@ async def run(config: Config) -> None:
 def main() -> None:
     config = load_config_or_exit()
     clawgate_logging.setup("chat", config.log_level)
-    asyncio.run(run(config))
+    runtime.run(run(config))

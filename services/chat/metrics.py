@@ -137,6 +137,8 @@ class RequestRecord:
 def access_log(record: RequestRecord, total_s: float) -> None:
     """One line per chat call (the request id comes from the log context). Never the
     prompt or the answer."""
+    if not log.isEnabledFor(logging.INFO):
+        return
     fields: dict[str, object] = {
         "method": record.method,
         "status": record.code,

@@ -17,20 +17,14 @@ from services.chat.providers.base import Delta, Usage, extra_fields
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 DONE_FRAME = b"data: [DONE]\n\n"
-
-
-# Random bytes below this map evenly onto the alphabet (4 × 62); the others are skipped.
-_ID_BYTE_LIMIT = 256 // len(_ID_ALPHABET) * len(_ID_ALPHABET)
 # json.dumps() builds a new encoder on every call when given options; one is enough.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def completion_id() -> str:
     """`chatcmpl-` + 29 random characters, like OpenAI's ids (unique per response)."""
-    chars: list[str] = []
-    while len(chars) < 29:  # one token_bytes() call, not 29 secrets.choice() calls
-        chars += (_ID_ALPHABET[b % 62] for b in secrets.token_bytes(40) if b < _ID_BYTE_LIMIT)
-    return "chatcmpl-" + "".join(chars[:29])
+    # One draw from the OS for all 29 characters (not one per character).
+    return "chatcmpl-" + "".join(_ID_ALPHABET[b % 62] for b in secrets.token_bytes(29))
 
 
 def dumps(value: Any) -> str:

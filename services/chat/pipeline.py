@@ -225,15 +225,16 @@ class Exchange:
                 while True:
                     self._waiting_since = waited = time.perf_counter()
                     try:
-                        delta = await anext(upstream)
+                        batch = await anext(upstream)
                     except StopAsyncIteration:
                         break
                     finally:
                         self._waiting_since = None
                         self.upstream_s += time.perf_counter() - waited
-                    aggregator.add(delta)
-                    self._started()
-                    yield delta
+                    for delta in batch:
+                        aggregator.add(delta)
+                        self._started()
+                        yield delta
             if aggregator.usage is None:  # servers before ollama 0.5.2 send no usage
                 estimate = Delta(usage=self._estimated_usage(aggregator))
                 aggregator.add(estimate)
@@ -241,7 +242,7 @@ class Exchange:
             completion = self._finish(aggregator, cache_hit=False)
         finally:
             if cache is not None and decision is not None:
-                await cache.finish(decision, completion)
+                await cache.finish(decision, completion, wait=False)
 
     def upstream_elapsed(self) -> float:
         """Seconds spent waiting on workers so far, including a wait in progress."""
@@ -264,7 +265,7 @@ class Exchange:
         generated = "".join(aggregator.content) + "".join(aggregator.reasoning)
         return Usage(self.prompt_estimate, text_tokens(generated))
 
-    async def _from_workers(self, buffered: bool) -> AsyncGenerator[Delta, None]:
+    async def _from_workers(self, buffered: bool) -> AsyncGenerator[list[Delta], None]:
         """Deltas from the best worker, retrying and failing over until the first delta
         is handed on (with `buffered`, until the whole answer is there).
 
@@ -283,14 +284,14 @@ class Exchange:
             held: list[Delta] = []
             try:
                 async with aclosing(self._attempt(target)) as attempt:
-                    async for delta in attempt:
+                    async for batch in attempt:
                         if buffered:
-                            held.append(delta)
+                            held += batch
                         else:
                             started = True
-                            yield delta
-                for delta in held:
-                    yield delta
+                            yield batch
+                if held:
+                    yield held
                 return
             except UpstreamFailure as failure:
                 error = to_api_error(failure, target)
@@ -366,9 +367,10 @@ class Exchange:
         by_tokens = max_tokens * settings.answer_bytes_per_token + 4096
         return max(1, min(by_tokens, settings.max_answer_bytes))
 
-    async def _attempt(self, target: Target) -> AsyncGenerator[Delta, None]:
+    async def _attempt(self, target: Target) -> AsyncGenerator[list[Delta], None]:
         """One call to one worker: a slot in its queue, then the first-token limit, the
-        idle limit between chunks, the answer's byte cap and the request deadline."""
+        idle limit between chunks, the answer's byte cap and the request deadline.
+        Deltas come in batches of what arrived together (one limit check per batch)."""
         pipeline, settings = self.pipeline, self.pipeline.settings
         loop = asyncio.get_running_loop()
         text_cap = self.answer_byte_cap()
@@ -396,24 +398,28 @@ class Exchange:
                     timeout = asyncio.timeout_at(limit)
                     try:
                         async with timeout:
-                            delta = await anext(stream)
+                            batch = await anext(stream)
                     except StopAsyncIteration:
                         return
                     except AnswerLimitReached:
-                        yield self._cut_at_limit(target, "raw bytes")
+                        yield [self._cut_at_limit(target, "raw bytes")]
                         return
                     except TimeoutError:
                         if not timeout.expired():
                             raise
                         raise self._timeout(target, got_first, first_limit_s, limit) from None
-                    text_bytes += delta_bytes(delta)
-                    if text_bytes > text_cap:
-                        yield self._cut_at_limit(target, f"{text_cap} bytes of text")
-                        return  # closing the stream closes the connection to the worker
                     if not got_first:
                         got_first = True
                         pipeline.pool.mark_up(target)
-                    yield delta
+                    for i, delta in enumerate(batch):
+                        text_bytes += delta_bytes(delta)
+                        if text_bytes > text_cap:
+                            yield [
+                                *batch[:i],
+                                self._cut_at_limit(target, f"{text_cap} bytes of text"),
+                            ]
+                            return  # closing the stream closes the connection to the worker
+                    yield batch
 
     def _cut_at_limit(self, target: Target, what: str) -> Delta:
         log.warning(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 
-from clawgate.common import logging
+from clawgate.common import logging, runtime
 from clawgate.common.auth import Authenticator
 from clawgate.common.auth_throttle import FailedAuthLimiter
 from clawgate.common.config import Config, load_config_or_exit
@@ -41,4 +39,4 @@ async def run(config: Config) -> None:
 def main() -> None:
     config = load_config_or_exit()
     logging.setup("health", config.log_level)
-    asyncio.run(run(config))
+    runtime.run(run(config))

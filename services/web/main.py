@@ -9,6 +9,7 @@ import signal
 from aiohttp import web
 
 from clawgate.common import logging as clawgate_logging
+from clawgate.common import runtime
 from clawgate.common.config import load_config_or_exit
 from services.web import assets
 from services.web.access_log import AccessLogger, access_logger
@@ -48,4 +49,4 @@ async def run(address: str) -> None:
 def main() -> None:
     config = load_config_or_exit()
     clawgate_logging.setup("web", config.log_level)
-    asyncio.run(run(config.listen.web))
+    runtime.run(run(config.listen.web))

@@ -49,7 +49,8 @@ async def collect(
 ) -> list[Delta]:
     model = body.pop("model", "qwen3:32b")
     request = parse_request({"model": model, "messages": user("adapter test"), **body})
-    return [d async for d in adapter(api).stream(session, target(workers, api, model), request)]
+    stream = adapter(api).stream(session, target(workers, api, model), request)
+    return [d async for batch in stream for d in batch]
 
 
 APIS = ["openai-completions", "ollama"]

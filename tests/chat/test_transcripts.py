@@ -70,7 +70,8 @@ async def chat(http: aiohttp.ClientSession, where: Target) -> list[Delta]:
     request = parse_request(
         {"model": where.model.id, "messages": [{"role": "user", "content": "hi"}]}
     )
-    return [d async for d in adapter_for(where.provider.api).stream(http, where, request)]
+    stream = adapter_for(where.provider.api).stream(http, where, request)
+    return [d async for batch in stream for d in batch]
 
 
 async def failure(http: aiohttp.ClientSession, where: Target) -> UpstreamFailure:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import orjson
 
 from clawgate.common.config import ModelSpec, ProviderSpec
 from clawgate.common.logging import request_id
@@ -174,8 +175,9 @@ class ProviderAdapter(Protocol):
         target: Target,
         request: ChatRequest,
         limits: ReadLimits = DEFAULT_LIMITS,
-    ) -> AsyncGenerator[Delta, None]:
-        """Deltas of one answer; ends after a finish (and usage, when the server sends it)."""
+    ) -> AsyncGenerator[list[Delta], None]:
+        """Deltas of one answer, a list per network read (never empty); ends after a
+        finish (and usage, when the server sends it)."""
         ...
 
     async def probe(
@@ -215,9 +217,12 @@ def with_default_tag(name: str) -> str:
 def stream_item(worker: str, text: str | bytes, what: str) -> dict[str, Any]:
     """One JSON object of a worker's stream; anything else fails the stream."""
     try:
-        item = json.loads(text)
-    except ValueError as exc:
-        raise UpstreamBadResponse(worker, f"the worker sent a malformed {what}") from exc
+        item = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:  # what orjson refuses but Python reads (NaN, lone surrogates): as before
+            item = json.loads(text)
+        except ValueError as exc:
+            raise UpstreamBadResponse(worker, f"the worker sent a malformed {what}") from exc
     if not isinstance(item, dict):
         raise UpstreamBadResponse(worker, f"the worker sent a malformed {what}")
     return item

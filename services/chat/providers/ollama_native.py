@@ -31,7 +31,7 @@ from services.chat.providers.base import (
     stream_item,
 )
 from services.chat.providers.error_texts import named
-from services.chat.providers.http import open_stream, read_lines
+from services.chat.providers.http import open_stream, read_line_batches
 from services.chat.providers.ollama_probe import native_root, probe_native
 from services.chat.providers.probe import WorkerProbe
 from services.chat.providers.think_tags import ThinkTagSplitter
@@ -51,7 +51,7 @@ class OllamaNativeAdapter:
         target: Target,
         request: ChatRequest,
         limits: ReadLimits = DEFAULT_LIMITS,
-    ) -> AsyncGenerator[Delta, None]:
+    ) -> AsyncGenerator[list[Delta], None]:
         url = f"{native_root(target.worker)}/api/chat"
         body = native_body(target, request)
         state = _LineState()
@@ -59,11 +59,15 @@ class OllamaNativeAdapter:
             async with open_stream(
                 session, target.worker, url, body, bearer_headers(target.provider), limits
             ) as response:
-                async for line in read_lines(target.worker, response, limits):
-                    if not line.strip():
-                        continue
-                    for delta in state.read(target.worker, line):
-                        yield delta
+                async for lines in read_line_batches(target.worker, response, limits):
+                    deltas: list[Delta] = []
+                    for line in lines:
+                        if line.strip():
+                            deltas += state.read(target.worker, line)
+                        if state.done:
+                            break
+                    if deltas:
+                        yield deltas
                     if state.done:
                         break
         except UpstreamHttpError as exc:

@@ -29,7 +29,7 @@ from services.chat.providers.base import (
     stream_item,
 )
 from services.chat.providers.error_texts import named
-from services.chat.providers.http import open_stream, read_lines
+from services.chat.providers.http import open_stream, read_line_batches
 from services.chat.providers.openai_probe import probe_openai
 from services.chat.providers.probe import WorkerProbe
 from services.chat.providers.sse import sse_data
@@ -44,7 +44,7 @@ class OpenAICompatAdapter:
         target: Target,
         request: ChatRequest,
         limits: ReadLimits = DEFAULT_LIMITS,
-    ) -> AsyncGenerator[Delta, None]:
+    ) -> AsyncGenerator[list[Delta], None]:
         body = {
             **request.body,
             "model": target.model.id,
@@ -58,12 +58,18 @@ class OpenAICompatAdapter:
             async with open_stream(
                 session, target.worker, url, body, bearer_headers(target.provider), limits
             ) as response:
-                async for data in sse_data(read_lines(target.worker, response, limits)):
-                    if data.strip() == "[DONE]":
-                        state.done = True
+                lines = read_line_batches(target.worker, response, limits)
+                async for events in sse_data(lines):
+                    deltas: list[Delta] = []
+                    for data in events:
+                        if data.strip() == "[DONE]":
+                            state.done = True
+                            break
+                        deltas += state.read(target.worker, data)
+                    if deltas:
+                        yield deltas
+                    if state.done:
                         break
-                    for delta in state.read(target.worker, data):
-                        yield delta
         except UpstreamHttpError as exc:
             raise named(exc, API_OPENAI) from None
         if not state.done or state.finish_reason is None:
