@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the built-in ollama stand-in instead of a real ollama",
     )
+    up.add_argument(
+        "--workers",
+        metavar="N|auto",
+        help="chat processes to run, each on its own port behind Envoy; auto = one per CPU"
+        " (default: the config's chat.processes, else 1)",
+    )
     token = sub.add_parser("token", help="print the gateway token, or manage named tokens")
     token.add_argument("--create", metavar="NAME", help="add a named token; prints it")
     token.add_argument(
@@ -174,7 +180,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from clawgate.launcher import onboard
 
     if args.command == "onboard":
-        return onboard.onboard(demo=args.demo, config_path=args.config)
+        return onboard.onboard(demo=args.demo, config_path=args.config, workers=args.workers)
     if args.command == "token":
         return _token_command(args)
     if args.command == "token-id":  # the id plugins (model-allowlist) and logs use

@@ -48,7 +48,14 @@ class EnvoyPorts:
     listen_host: str
     port: int
     admin_port: int
-    services: Mapping[str, str]  # cluster name → "host:port"
+    # Cluster name → "host:port"; a ServiceAddrs also gives every process of a service
+    # run as several (each its own endpoint of the cluster).
+    services: Mapping[str, str]
+
+    def endpoints(self, name: str) -> list[str]:
+        if isinstance(self.services, registry.ServiceAddrs):
+            return list(self.services.processes(name).values())
+        return [self.services[name]]
 
 
 def _split(addr: str) -> tuple[str, int]:
@@ -56,12 +63,19 @@ def _split(addr: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def _cluster(service: registry.ServiceDef, addr: str) -> dict[str, Any]:
+def _endpoint(addr: str) -> dict[str, Any]:
     host, port = _split(addr)
+    return {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
+
+
+def _cluster(service: registry.ServiceDef, addrs: list[str]) -> dict[str, Any]:
     grpc = service.protocol is registry.Protocol.GRPC
     return {
         "name": service.name,
         "type": "STRICT_DNS",
+        # Several chat processes (or replicas behind one name): long streams make the
+        # number of open requests the fair measure of load, not the count of requests.
+        **({"lb_policy": "LEAST_REQUEST"} if service.scalable else {}),
         "dns_lookup_family": "V4_PREFERRED",
         "connect_timeout": "1s",
         "typed_extension_protocol_options": {
@@ -98,12 +112,8 @@ def _cluster(service: registry.ServiceDef, addr: str) -> dict[str, Any]:
         ],
         "load_assignment": {
             "cluster_name": service.name,
-            "endpoints": [
-                {"lb_endpoints": [
-                    {"endpoint": {"address": {"socket_address": {"address": host,
-                                                                  "port_value": port}}}}
-                ]}
-            ],
+            # Health checks run per endpoint: a dead process is taken out on its own.
+            "endpoints": [{"lb_endpoints": [_endpoint(addr) for addr in addrs]}],
         },
     }  # fmt: skip
 
@@ -425,7 +435,7 @@ def render(
                 }
             ],
             "clusters": [
-                _cluster(s, ports.services[s.name]) for s in registry.SERVICES
+                _cluster(s, ports.endpoints(s.name)) for s in registry.SERVICES
             ],
         },
     }  # fmt: skip
