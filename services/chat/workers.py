@@ -10,7 +10,8 @@ Several workers (base URLs, possibly of several providers) may serve one model.
   Without this, every request is forwarded and waits in the worker's own invisible queue:
   300 open streams made each new request wait 7-16 s behind them (issue 13, defect 2).
   With several chat processes (`chat.processes`) each one admits only its share of the
-  slots and of the queue (`process_share`), so together they never exceed the limit.
+  slots, of the queue and of the batch slots (`process_share`), so together they never
+  exceed the limit.
 - Background work (batch lines) has the lowest priority: it takes a slot only when no
   interactive request waits, holds at most `batch_concurrency` of a worker's slots, and
   waits in its own unbounded queue (the batch runner bounds how many lines it starts).
@@ -90,7 +91,7 @@ class WorkerPool:
                 target.provider.max_concurrency or settings.worker_concurrency
             )
             # At least one slot stays for interactive requests (unless there is only one).
-            batch_limit = max(1, min(concurrency - 1, settings.batch_concurrency))
+            batch_limit = max(1, min(concurrency - 1, self._share(settings.batch_concurrency)))
             worker = self._workers[target.key] = WorkerState(
                 target.worker, target.provider.id, concurrency, batch_limit=batch_limit,
                 queue_length=self._share(settings.worker_queue_length),

@@ -165,3 +165,6 @@ async def test_each_chat_process_admits_only_its_share_of_slots_and_queue() -> N
     own = dataclasses.replace(PROVIDER, max_concurrency=3)
     first = WorkerPool(dataclasses.replace(settings, process_index=0))
     assert first.state(Target(own, MODEL, own.workers[0])).concurrency == 2
+    # So is the share of slots batch work may hold (10 → 5 + 5 slots, 4 → 2 + 2 for batches).
+    batch = dataclasses.replace(settings, worker_concurrency=10, batch_concurrency=4)
+    assert WorkerPool(batch).state(W1).batch_limit == 2
