@@ -105,22 +105,24 @@ def http_ok(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
-def envoy_host_health(admin_port: int) -> dict[str, dict[str, bool]] | None:
-    """Envoy's view of every cluster's hosts: cluster → `host:port` → healthy (its active
-    health checks passed); None when the admin port does not answer."""
+def envoy_host_health(admin_port: int) -> dict[str, dict[int, bool]] | None:
+    """Envoy's view of every cluster's hosts: cluster → port → healthy (its active health
+    checks passed); None when the admin port does not answer. Hosts are told apart by port:
+    a cluster's hosts are one machine's processes, and Envoy shows a configured name
+    (`localhost`) by the address it resolved to."""
     try:
         url = f"http://127.0.0.1:{admin_port}/clusters?format=json"
         with urllib.request.urlopen(url, timeout=0.5) as reply:
             data: dict[str, Any] = json.load(reply)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return None
-    clusters: dict[str, dict[str, bool]] = {}
+    clusters: dict[str, dict[int, bool]] = {}
     for cluster in data.get("cluster_statuses", []):
         hosts = clusters.setdefault(cluster["name"], {})
         for h in cluster.get("host_statuses", []):
             socket = h.get("address", {}).get("socket_address", {})
             health = h.get("health_status", {})
-            hosts[f"{socket.get('address')}:{socket.get('port_value')}"] = health.get(
+            hosts[int(socket.get("port_value", 0))] = health.get(
                 "eds_health_status"
             ) == "HEALTHY" and not health.get("failed_active_health_check")
     return clusters
@@ -138,7 +140,7 @@ def envoy_hosts_healthy(admin_port: int, wanted: Mapping[str, tuple[str, ...]]) 
     """Whether Envoy sees the given hosts (cluster → `host:port`s) healthy."""
     seen = envoy_host_health(admin_port)
     return seen is not None and all(
-        seen.get(cluster, {}).get(addr, False)
+        seen.get(cluster, {}).get(int(addr.rpartition(":")[2]), False)
         for cluster, addrs in wanted.items()
         for addr in addrs
     )
