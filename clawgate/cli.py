@@ -10,7 +10,13 @@ from pathlib import Path
 
 import yaml
 
-from clawgate.common.config import ConfigError, EdgeLimits, load_config
+from clawgate.common.config import (
+    DEFAULT_CHAT_PROCESSES,
+    MAX_CHAT_PROCESSES,
+    ConfigError,
+    EdgeLimits,
+    load_config,
+)
 
 Command = Callable[..., int]
 
@@ -45,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         metavar="N|auto",
         help="chat processes to run, each on its own port behind Envoy; auto = one per CPU"
-        " (default: the config's chat.processes, else 1)",
+        f" (at most {MAX_CHAT_PROCESSES}; default: the config's chat.processes, else"
+        f" {DEFAULT_CHAT_PROCESSES})",
     )
     token = sub.add_parser("token", help="print the gateway token, or manage named tokens")
     token.add_argument("--create", metavar="NAME", help="add a named token; prints it")
