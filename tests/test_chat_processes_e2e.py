@@ -27,7 +27,9 @@ WORKER_LIMIT = 4  # chat.workerConcurrency's default: split 2 + 2 between the pr
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Onboarded]:
     tmp = tmp_path_factory.mktemp("two-chat")
-    env = _env(tmp, CLAWGATE_RESTART_BACKOFF_S="0.1")
+    # A killed process stays down for 2 s before its restart: time to see the gateway
+    # answer without it.
+    env = _env(tmp, CLAWGATE_RESTART_BACKOFF_S="2")
     with run_onboard(env, tmp, "--workers", "2") as run:
         yield run
 
@@ -122,8 +124,10 @@ def test_the_processes_together_never_exceed_a_workers_limit(two: Onboarded) -> 
 def test_a_killed_process_is_taken_out_by_envoy_and_restarted(two: Onboarded) -> None:
     pid = wait_for("chat:2 running", lambda: two.child("chat:2").get("pid"))
     os.kill(int(pid), signal.SIGKILL)
-    # The gateway keeps answering while chat:2 is down (Envoy retries a refused connection
-    # on the other process and its health checks take chat:2 out).
+    # Once it is dead (the launcher saw it exit; a request in flight on it dies with it),
+    # the gateway keeps answering: Envoy retries a refused connection on the other process
+    # and its health checks take chat:2 out.
+    wait_for("the launcher to see chat:2 exit", lambda: two.child("chat:2")["state"] != "running")
     for i in range(10):
         reply = ask(two, f"while one is down {i} {uuid.uuid4()}")
         assert reply.status_code == 200, reply.text
