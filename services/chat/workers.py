@@ -94,12 +94,13 @@ class WorkerPool:
             batch_limit = max(1, min(concurrency - 1, self._share(settings.batch_concurrency)))
             worker = self._workers[target.key] = WorkerState(
                 target.worker, target.provider.id, concurrency, batch_limit=batch_limit,
-                queue_length=self._share(settings.worker_queue_length),
+                queue_length=self._share(settings.worker_queue_length, at_least=0),
             )  # fmt: skip
         return worker
 
-    def _share(self, total: int) -> int:
-        return process_share(total, self._settings.processes, self._settings.process_index)
+    def _share(self, total: int, at_least: int = 1) -> int:
+        settings = self._settings
+        return process_share(total, settings.processes, settings.process_index, at_least)
 
     def pick(self, targets: Sequence[Target], avoid: AbstractSet[str] = frozenset()) -> Target:
         """The best target: not yet tried, not down, a free slot, shortest queue, LRU."""
@@ -296,14 +297,14 @@ class WorkerPool:
         ]
 
 
-def process_share(total: int, processes: int, index: int) -> int:
+def process_share(total: int, processes: int, index: int, at_least: int = 1) -> int:
     """Process `index`'s share of a gateway-wide limit split among `processes` chat
     processes: `total // processes`, one more for the first `total % processes` of them, so
-    the shares add up to `total` exactly. Every process keeps at least 1 (it could not serve
-    at all with none), so when `total < processes` the gateway as a whole may run
-    `processes` at once: the launcher warns about that."""
-    base, extra = divmod(max(1, total), max(1, processes))
-    return max(1, base + (1 if index < extra else 0))
+    the shares add up to `total` exactly. Slots keep `at_least` 1 per process (it could not
+    serve at all with none), so when `total < processes` the gateway as a whole may run
+    `processes` at once: the launcher warns about that. A queue may be 0 (no queue)."""
+    base, extra = divmod(max(at_least, total), max(1, processes))
+    return max(at_least, base + (1 if index < extra else 0))
 
 
 def _queue_full(state: WorkerState, why: str) -> ApiError:

@@ -142,6 +142,9 @@ def test_shared_limits_are_split_among_chat_processes(
     total: int, processes: int, shares: list[int]
 ) -> None:
     assert [process_share(total, processes, i) for i in range(processes)] == shares
+    # A queue may be empty: `workerQueueLength: 0` stays 0 in every process.
+    assert process_share(0, processes, 0, at_least=0) == 0
+    assert sum(process_share(total, processes, i, at_least=0) for i in range(processes)) == total
 
 
 async def test_each_chat_process_admits_only_its_share_of_slots_and_queue() -> None:
