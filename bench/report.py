@@ -209,6 +209,33 @@ def cell(row: Row, rounds: list[dict[str, Any]], direct: list[dict[str, Any]]) -
     return Cell(values, text)
 
 
+SCALING = "scaling-c64"  # results[SCALING][str(chat processes)]: Clawgate at c=64
+SCALING_ROWS = (
+    Row("c=64 req/s", SCALING, _stat("rps"), better="higher", digits=0),
+    Row("CPU s per 1,000 requests (c=64)", SCALING, _cpu_per_1k, digits=3),
+)
+
+
+def scaling_rows(results: Results) -> list[dict[str, Any]]:
+    """The extra rows "… with 1 / 2 / 4 chat processes": Clawgate's cell lists the median
+    (min–max) per process count; `counts` holds each count's cell as JSON."""
+    per_count = results.get(SCALING, {})
+    counts = sorted(per_count, key=int)
+    if not counts:
+        return []
+    rows = []
+    for row in SCALING_ROWS:
+        cells = {n: cell(row, per_count[n], []) for n in counts}
+        rows.append(
+            {
+                "metric": f"scaling: {row.metric} with {' / '.join(counts)} chat processes",
+                "cells": {CLAWGATE: " / ".join(cells[n].text for n in counts)},
+                "counts": {n: c.to_json() for n, c in cells.items()},
+            }
+        )
+    return rows
+
+
 def table(results: Results, targets: list[str]) -> list[dict[str, Any]]:
     rows = []
     for row in ROWS:

@@ -26,7 +26,8 @@ from typing import Any
 
 from bench import peers, procstat, report
 from bench.loadgen import Job
-from bench.targets import Target, open_targets, patch_standin
+from bench.targets import Target, open_scaling, open_targets, patch_standin
+from clawgate.common.config import MAX_CHAT_PROCESSES
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "llama3.2:1b"  # a model the stand-in does not make "think": same text everywhere
@@ -135,6 +136,18 @@ def run_loadgen(job: Job) -> dict[str, Any]:
     return result
 
 
+def run_with_cpu(job: Job, target: Target) -> dict[str, Any]:
+    """One load run with the CPU seconds of the target's processes during it."""
+    before = procstat.snapshot(target.processes)
+    result = run_loadgen(job)
+    after = procstat.snapshot(target.processes)
+    by_process = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    result["cpu_by_process"] = by_process
+    result["cpu_s"] = sum(by_process.values())
+    result["counted"] = result["requests"] + job.warmup
+    return result
+
+
 def measure(targets: list[Target], upstream: str, args: argparse.Namespace) -> report.Results:
     results: report.Results = {}
     wanted = {k for k in args.scenarios.split(",") if k}
@@ -151,14 +164,7 @@ def measure(targets: list[Target], upstream: str, args: argparse.Namespace) -> r
                 job = job_for(scenario, target, args)
                 if job is None:
                     continue
-                before = procstat.snapshot(target.processes) if scenario.cpu else {}
-                result = run_loadgen(job)
-                if scenario.cpu:
-                    after = procstat.snapshot(target.processes)
-                    by_process = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
-                    result["cpu_by_process"] = by_process
-                    result["cpu_s"] = sum(by_process.values())
-                    result["counted"] = result["requests"] + job.warmup
+                result = run_with_cpu(job, target) if scenario.cpu else run_loadgen(job)
                 result["round"] = round_no
                 results.setdefault(scenario.key, {}).setdefault(target.key, []).append(result)
                 print(
@@ -167,6 +173,37 @@ def measure(targets: list[Target], upstream: str, args: argparse.Namespace) -> r
                     file=sys.stderr,
                 )
     return results
+
+
+def scaling_scenario(args: argparse.Namespace) -> Scenario:
+    """c=64 against Clawgate run with 1, 2, 4 chat processes (same load as `c64`)."""
+    c64 = next(s for s in scenarios(args) if s.key == "c64")
+    return dataclasses.replace(c64, key=report.SCALING)
+
+
+def measure_scaling(
+    stacks: list[tuple[int, Target, str]], args: argparse.Namespace
+) -> report.Results:
+    """The scaling scenario on every process count in rounds, the order rotated each
+    round; results under `report.SCALING`, keyed by the process count."""
+    scenario = scaling_scenario(args)
+    per_count: dict[str, list[dict[str, Any]]] = {}
+    for round_no in range(args.rounds):
+        shift = round_no % len(stacks)
+        for count, target, upstream in stacks[shift:] + stacks[:shift]:
+            patch_standin(upstream, {"token_delay_ms": args.token_delay_ms})
+            job = job_for(scenario, target, args)
+            assert job is not None
+            result = run_with_cpu(job, target)
+            result["round"], result["chat_processes"] = round_no, count
+            per_count.setdefault(str(count), []).append(result)
+            print(
+                f"round {round_no + 1} {scenario.key:<16} {count} chat process(es) "
+                f"ok {result['ok']}/{result['requests']} {result['rps']:.0f} req/s "
+                f"cpu {result['cpu_s']:.1f} s",
+                file=sys.stderr,
+            )
+    return {report.SCALING: per_count}
 
 
 def process_table(target: Target, results: report.Results) -> list[dict[str, Any]]:
@@ -224,10 +261,7 @@ def build(targets: list[Target], results: report.Results, meta: dict[str, Any]) 
                 if t_procs
             },
         },
-        {
-            "metric": "scaling with 1 / 2 / 4 chat processes",
-            "cells": {"clawgate": "not supported yet (the launcher runs one chat process)"},
-        },
+        *report.scaling_rows(results),
     ]
     described = {}
     for t in targets:
@@ -289,18 +323,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peer-cache", type=Path, default=peers.DEFAULT_CACHE)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument(
+        "--scaling",
+        default="1,2,4",
+        help="chat process counts of the scaling rows (c=64), comma-separated; '' for none"
+        " (--smoke: 1,2)",
+    )
+    p.add_argument(
         "--scenarios", default="", help="comma-separated scenario keys to run (default: all)"
     )
     args = p.parse_args(argv)
     if args.smoke:
         args.rounds, args.streams_timeout = 1, min(args.streams_timeout, 20.0)
+        args.scaling = "1,2" if args.scaling == "1,2,4" else args.scaling
+    try:
+        args.scaling = sorted({int(n) for n in args.scaling.split(",") if n.strip()})
+    except ValueError:
+        p.error(f"--scaling takes process counts like 1,2,4, got {args.scaling!r}")
+    if any(n < 1 or n > MAX_CHAT_PROCESSES for n in args.scaling):
+        p.error(f"--scaling: each count must be 1-{MAX_CHAT_PROCESSES}")
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
-    known = [s.key for s in scenarios(args)]
-    unknown = set(args.scenarios.split(",")) - set(known) - {""}
-    if unknown:
-        p.error(f"unknown scenarios {sorted(unknown)}: choose from {', '.join(known)}")
-    return args
+    wanted = {k for k in args.scenarios.split(",") if k}
+    known = [s.key for s in scenarios(args)] + [report.SCALING]
+    if wanted - set(known):
+        p.error(f"unknown scenarios {sorted(wanted - set(known))}: choose from {', '.join(known)}")
+    if wanted and report.SCALING not in wanted:
+        args.scaling = []
     return args
 
 
@@ -316,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         # Enough parallel generations that the stand-in never queues; a short request log.
         patch_standin(upstream, {"num_parallel": 4096, "request_log_limit": 10})
         results = measure(targets, upstream, args)
+        if args.scaling:
+            # Started after the side-by-side rounds, so they never load the machine then.
+            clawgate = next(t for t in targets if t.key == "clawgate")
+            stacks = open_scaling(exits, MODEL, logs, args.scaling, clawgate, upstream)
+            for _, _, url in stacks:
+                patch_standin(url, {"num_parallel": 4096, "request_log_limit": 10})
+            results.update(measure_scaling(stacks, args))
         meta = {
             "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "cpus": os.cpu_count(),

@@ -1,5 +1,6 @@
-"""The Clawgate stack a benchmark measures: Redis, one stand-in ollama, the three services
-and Envoy on free loopback ports in a temporary directory (the launcher the tests use)."""
+"""The Clawgate stack a benchmark measures: Redis, one stand-in ollama, the services (one or
+several chat processes) and Envoy on free loopback ports in a temporary directory (the
+launcher the tests use)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ STANDIN = "bench"  # the stand-in's name in the plan
 
 @contextlib.contextmanager
 def clawgate_stack(
-    model: str, token_delay_ms: float, log_dir: Path | None = None
+    model: str, token_delay_ms: float, log_dir: Path | None = None, chat_processes: int = 1
 ) -> Iterator[Stack]:
     def config_for(urls: dict[str, str]) -> dict[str, Any]:
         return {
@@ -40,12 +41,14 @@ def clawgate_stack(
         plan = local_plan(
             Path(tmp), {STANDIN: (model,)}, config_for,
             extra_env={"CLAWGATE_LOG_LEVEL": "warning"}, token_delay_ms=int(token_delay_ms),
+            chat_processes=chat_processes,
         )  # fmt: skip
         if log_dir is not None:
             plan.log_dir = log_dir
         stack = Stack(plan)
         try:
-            print("starting the stack (Redis, stand-in, services, Envoy)...", file=sys.stderr)
+            print(f"starting the stack (Redis, stand-in, services with {chat_processes} chat "
+                  "process(es), Envoy)...", file=sys.stderr)  # fmt: skip
             stack.start()
             yield stack
         finally:

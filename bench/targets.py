@@ -14,7 +14,9 @@ from bench import peers
 from bench.stack import STANDIN, clawgate_stack
 from clawgate.launcher.stack import Stack
 
-CLAWGATE_PROCESSES = ("envoy", "chat", "agents", "health", "redis")
+# Whose CPU and memory count as Clawgate's: Envoy, every chat process, agents, health and
+# Redis (not the web console, which serves no API request, nor the stand-in).
+CLAWGATE_SERVICES = ("chat", "agents", "health")
 
 
 @dataclass
@@ -52,28 +54,54 @@ def direct_target(stack: Stack) -> Target:
     )
 
 
-def clawgate_target(stack: Stack) -> Target:
+def clawgate_target(stack: Stack, key: str = "clawgate", label: str = "Clawgate") -> Target:
     processes = {}
-    for name in CLAWGATE_PROCESSES:
+    names = [p for s in CLAWGATE_SERVICES for p in stack.addrs.processes(s)]
+    for name in ["envoy", *names, "redis"]:
         process = stack.children[name].process
         assert process is not None
         processes[name] = process.pid
+    chat = len(stack.addrs.processes("chat"))
     auth = {"Authorization": f"Bearer {stack.token}"}
     return Target(
-        "clawgate",
-        "Clawgate",
+        key,
+        label,
         stack.rest_url + "/api/v1/chat/completions",
         headers=auth,
         processes=processes,
         cache_headers={},
         grpc={"direct": stack.addrs["chat"], "envoy": stack.grpc_target},
         notes=[
-            "one chat process (the launcher runs one per service); Redis counted in "
-            "its CPU and memory",
+            f"{chat} chat process{'es' if chat > 1 else ''} (`chat.processes`); Redis "
+            "counted in its CPU and memory",
             "asks the upstream for a stream even for JSON answers (the peers pass "
             "stream: false through)",
         ],
     )
+
+
+def open_scaling(
+    exits: contextlib.ExitStack,
+    model: str,
+    logs: Path,
+    counts: list[int],
+    main: Target,
+    upstream: str,
+) -> list[tuple[int, Target, str]]:
+    """Clawgate with each number of chat processes in `counts`: the main stack for its one
+    process, a private stack (own stand-in) for each other count, stopped by `exits`.
+    Returns (count, target, its stand-in's URL)."""
+    found = []
+    for count in counts:
+        if count == 1:
+            found.append((1, main, upstream))
+            continue
+        stack = exits.enter_context(
+            clawgate_stack(model, 0, log_dir=logs / f"chat-x{count}", chat_processes=count)
+        )
+        target = clawgate_target(stack, f"clawgate-x{count}", f"Clawgate, {count} chat processes")
+        found.append((count, target, stack.standins[STANDIN]))
+    return found
 
 
 def open_targets(

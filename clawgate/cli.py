@@ -10,7 +10,13 @@ from pathlib import Path
 
 import yaml
 
-from clawgate.common.config import ConfigError, EdgeLimits, load_config
+from clawgate.common.config import (
+    DEFAULT_CHAT_PROCESSES,
+    MAX_CHAT_PROCESSES,
+    ConfigError,
+    EdgeLimits,
+    load_config,
+)
 
 Command = Callable[..., int]
 
@@ -40,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help="run the built-in ollama stand-in instead of a real ollama",
+    )
+    up.add_argument(
+        "--workers",
+        metavar="N|auto",
+        help="chat processes to run, each on its own port behind Envoy; auto = one per CPU"
+        f" (at most {MAX_CHAT_PROCESSES}; default: the config's chat.processes, else"
+        f" {DEFAULT_CHAT_PROCESSES})",
     )
     token = sub.add_parser("token", help="print the gateway token, or manage named tokens")
     token.add_argument("--create", metavar="NAME", help="add a named token; prints it")
@@ -174,7 +187,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from clawgate.launcher import onboard
 
     if args.command == "onboard":
-        return onboard.onboard(demo=args.demo, config_path=args.config)
+        return onboard.onboard(demo=args.demo, config_path=args.config, workers=args.workers)
     if args.command == "token":
         return _token_command(args)
     if args.command == "token-id":  # the id plugins (model-allowlist) and logs use

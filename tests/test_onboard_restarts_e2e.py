@@ -4,6 +4,7 @@ agents and health keep serving; it comes back once it stops crashing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,18 +63,11 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 40.0) ->
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def onboarded(tmp_path: Path) -> Iterator[Onboarded]:
-    env = _env(
-        tmp_path,
-        CLAWGATE_RESTART_MAX=str(MAX_RESTARTS),
-        CLAWGATE_RESTART_WINDOW_S="300",
-        CLAWGATE_RESTART_BACKOFF_S="0.1",
-        CLAWGATE_RESTART_MAX_BACKOFF_S="0.5",
-        CLAWGATE_RESTART_DOWN_RETRY_S="8",
-    )
+@contextlib.contextmanager
+def run_onboard(env: dict[str, str], cwd: Path, *args: str) -> Iterator[Onboarded]:
+    """`clawgate onboard --demo <args>` until the block ends (then Ctrl-C)."""
     process = subprocess.Popen(
-        _clawgate("onboard", "--demo"), env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+        _clawgate("onboard", "--demo", *args), env=env, cwd=cwd, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     run = Onboarded(process, env)
@@ -96,6 +90,20 @@ def onboarded(tmp_path: Path) -> Iterator[Onboarded]:
             except subprocess.TimeoutExpired:
                 process.kill()
         reader.join(5)
+
+
+@pytest.fixture
+def onboarded(tmp_path: Path) -> Iterator[Onboarded]:
+    env = _env(
+        tmp_path,
+        CLAWGATE_RESTART_MAX=str(MAX_RESTARTS),
+        CLAWGATE_RESTART_WINDOW_S="300",
+        CLAWGATE_RESTART_BACKOFF_S="0.1",
+        CLAWGATE_RESTART_MAX_BACKOFF_S="0.5",
+        CLAWGATE_RESTART_DOWN_RETRY_S="8",
+    )
+    with run_onboard(env, tmp_path) as run:
+        yield run
 
 
 def test_a_crash_looping_chat_is_left_down_while_the_rest_serves(onboarded: Onboarded) -> None:

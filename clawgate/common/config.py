@@ -25,6 +25,14 @@ from clawgate.common.services import SERVICES
 from clawgate.common.services import ServiceAddrs as ServiceAddrs  # config.services' type
 from clawgate.common.tokens import TokenFormatError, TokenSpec, check_name, parse_scopes
 
+# One chat process unless asked for more (README "Several chat processes"); "auto" is one
+# per CPU, at most MAX_CHAT_PROCESSES.
+DEFAULT_CHAT_PROCESSES = 1
+MAX_CHAT_PROCESSES = 8
+AUTO = "auto"
+CHAT_PROCESSES_ENV = "CLAWGATE_CHAT_PROCESSES"
+CHAT_PROCESS_INDEX_ENV = "CLAWGATE_CHAT_PROCESS_INDEX"
+
 API_OPENAI = "openai-completions"
 API_OLLAMA = "ollama"
 SUPPORTED_APIS = (API_OPENAI, API_OLLAMA)
@@ -174,6 +182,11 @@ class ChatSettings:
     # Streams: an SSE comment after this long without output (queue, first token); the
     # default is above workerQueueWaitSeconds, so a queue timeout still gets its 429.
     keepalive_s: float = 15.0
+    # Chat processes the local launcher runs (`chat.processes`, `onboard --workers`), each
+    # on its own port behind Envoy; this process's place among them (set by the launcher).
+    # Per-worker slots and queue places are split among them (services/chat/workers.py).
+    processes: int = DEFAULT_CHAT_PROCESSES
+    process_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -375,6 +388,16 @@ def _port(value: Any, name: str) -> int:
     return _int(value, name, 1, 65535, "a port number 1-65535")
 
 
+def chat_processes(value: Any, name: str = "chat.processes") -> int:
+    """A chat process count: an integer 1-MAX_CHAT_PROCESSES, or "auto" (one per CPU,
+    capped at MAX_CHAT_PROCESSES)."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return max(1, min(os.cpu_count() or 1, MAX_CHAT_PROCESSES))
+    return _int(
+        value, name, 1, MAX_CHAT_PROCESSES, f'an integer 1-{MAX_CHAT_PROCESSES} or "{AUTO}"'
+    )
+
+
 def _section(data: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key) or {}
     if not isinstance(value, dict):
@@ -525,6 +548,13 @@ def _chat_limits(raw: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _chat_processes(env: Mapping[str, str], ch: Mapping[str, Any]) -> dict[str, int]:
+    count = chat_processes(*_pick(env, CHAT_PROCESSES_ENV, ch, "processes", "chat",
+                                  DEFAULT_CHAT_PROCESSES))  # fmt: skip
+    index = _int(env.get(CHAT_PROCESS_INDEX_ENV, 0), CHAT_PROCESS_INDEX_ENV, 0, count - 1)
+    return {"processes": count, "process_index": index}
+
+
 def _edge_limits(gw: Mapping[str, Any]) -> EdgeLimits:
     d = EdgeLimits()
 
@@ -576,9 +606,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
         limits=_edge_limits(gw),
     )
     sv = _section(data, "services")
-    services = ServiceAddrs(
-        {s.name: str(env.get(s.addr_env, sv.get(s.name, s.default_addr))) for s in SERVICES}
-    )
+    services = ServiceAddrs.from_env(env, {name: str(addr) for name, addr in sv.items()})
     listen = ServiceAddrs({s.name: env.get(s.listen_env, services[s.name]) for s in SERVICES})
     cr = _section(data, "cache")
     cache = CacheSettings(
@@ -607,6 +635,7 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
         ),
         connect_timeout_s=_float(*_pick(env, None, ch, "connectTimeoutSeconds", "chat", 5.0)),
         **_chat_limits(ch),
+        **_chat_processes(env, ch),
     )
     if gateway.limits.stream_idle_timeout_s <= chat.first_token_timeout_s:
         raise ConfigError(

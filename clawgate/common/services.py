@@ -14,7 +14,8 @@ A plain HTTP service
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -47,6 +48,9 @@ class ServiceDef:
     # HTTP services: the public paths Envoy routes to it; `/x/*` stands for the prefix `/x/`.
     http_routes: tuple[str, ...] = ()
     health_path: str = "/healthz"  # HTTP services only
+    # Whether the local launcher may run several processes of it (chat: `chat.processes`),
+    # each on its own port; compose and Kubernetes scale it by replicas instead.
+    scalable: bool = False
 
     @property
     def module(self) -> str:
@@ -64,6 +68,12 @@ class ServiceDef:
         it listens on its dial address (one machine); containers listen on every interface
         and are dialled by name."""
         return f"CLAWGATE_{self.name.upper()}_LISTEN"
+
+    @property
+    def addrs_env(self) -> str:
+        """Scalable services: the variable listing every process's address, comma-separated
+        (`CLAWGATE_CHAT_ADDRS`), for those that must reach each one (health, metrics)."""
+        return f"CLAWGATE_{self.name.upper()}_ADDRS"
 
     @property
     def default_addr(self) -> str:
@@ -109,6 +119,7 @@ SERVICES: tuple[ServiceDef, ...] = (
         ),
         50051,
         critical=True,
+        scalable=True,
     ),
     ServiceDef("agents", ("clawgate.agents.v1.AgentService",), 50052),
     # The web console's pages and static assets; it calls the REST API like any client.
@@ -142,20 +153,62 @@ def reflection_hub() -> ServiceDef:
     return next(s for s in SERVICES if s.reflects_all)
 
 
+def process_names(service: str, count: int) -> list[str]:
+    """Names of a service's processes: `chat`, then `chat:2` … `chat:<count>` (child names
+    in the launcher, components in the health report, the metrics' process label)."""
+    return [service] + [f"{service}:{i}" for i in range(2, count + 1)]
+
+
+def service_of(process: str) -> str:
+    """The service a process name belongs to (`chat:2` → `chat`)."""
+    return process.partition(":")[0]
+
+
 def grpc_service_names() -> list[str]:
     """Every public gRPC service (what Envoy transcodes and routes)."""
     return [svc for s in SERVICES for svc in s.grpc_services]
 
 
-class ServiceAddrs(Mapping[str, str]):
-    """`host:port` of every service, by name; defaults for those not given."""
+_IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}:\d+")
 
-    def __init__(self, addrs: Mapping[str, str] | None = None) -> None:
+
+class ServiceAddrs(Mapping[str, str]):
+    """`host:port` of every service, by name; defaults for those not given.
+
+    A scalable service run as several processes (`processes`) has one address per process;
+    its mapping value is the first one (where a single connection is enough to dial it).
+    """
+
+    def __init__(
+        self,
+        addrs: Mapping[str, str] | None = None,
+        processes: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         given = dict(addrs or {})
-        unknown = set(given) - set(BY_NAME)
+        several = {name: tuple(a) for name, a in (processes or {}).items() if len(a) > 1}
+        unknown = (set(given) | set(several)) - set(BY_NAME)
         if unknown:
             raise KeyError(f"unknown services: {', '.join(sorted(unknown))}")
+        not_scalable = [name for name in several if not BY_NAME[name].scalable]
+        if not_scalable:
+            raise ValueError(f"only one process of {', '.join(not_scalable)} can run")
+        for name, addrs_of in several.items():
+            given[name] = addrs_of[0]
         self._addrs = {s.name: given.get(s.name, s.default_addr) for s in SERVICES}
+        self._processes = several
+
+    def processes(self, name: str) -> dict[str, str]:
+        """Every process of the service: process name (`chat`, `chat:2`) → address."""
+        addrs = self._processes.get(name, (self._addrs[name],))
+        return dict(zip(process_names(name, len(addrs)), addrs, strict=True))
+
+    def dial_target(self, name: str) -> str:
+        """A gRPC target reaching any of the service's processes: with several on IPv4
+        literals, `ipv4:a:1,b:2` (gRPC moves to the next one when one is down)."""
+        addrs = self._processes.get(name)
+        if addrs and all(_IPV4.fullmatch(a) for a in addrs):
+            return "ipv4:" + ",".join(addrs)
+        return self._addrs[name]
 
     def __getitem__(self, name: str) -> str:
         return self._addrs[name]
@@ -174,9 +227,11 @@ class ServiceAddrs(Mapping[str, str]):
         return len(self._addrs)
 
     def __repr__(self) -> str:
-        return f"ServiceAddrs({self._addrs!r})"
+        return f"ServiceAddrs({self._addrs!r}, processes={self._processes!r})"
 
     def __eq__(self, other: object) -> bool:
+        if isinstance(other, ServiceAddrs) and self._processes != other._processes:
+            return False
         return isinstance(other, Mapping) and dict(self) == dict(other)
 
     def __hash__(self) -> int:
@@ -184,4 +239,19 @@ class ServiceAddrs(Mapping[str, str]):
 
     def env(self) -> dict[str, str]:
         """As environment variables for child processes."""
-        return {BY_NAME[name].addr_env: addr for name, addr in self._addrs.items()}
+        env = {BY_NAME[name].addr_env: addr for name, addr in self._addrs.items()}
+        for name, addrs in self._processes.items():
+            env[BY_NAME[name].addrs_env] = ",".join(addrs)
+        return env
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], defaults: Mapping[str, str]) -> ServiceAddrs:
+        """From `CLAWGATE_<NAME>_ADDR` (else `defaults`) and `CLAWGATE_<NAME>_ADDRS`."""
+        addrs = {s.name: str(env.get(s.addr_env, defaults.get(s.name, s.default_addr)))
+                 for s in SERVICES}  # fmt: skip
+        processes = {
+            s.name: [a.strip() for a in env[s.addrs_env].split(",") if a.strip()]
+            for s in SERVICES
+            if s.scalable and env.get(s.addrs_env)
+        }
+        return cls(addrs, processes)

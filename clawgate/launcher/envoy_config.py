@@ -48,7 +48,14 @@ class EnvoyPorts:
     listen_host: str
     port: int
     admin_port: int
-    services: Mapping[str, str]  # cluster name → "host:port"
+    # Cluster name → "host:port"; a ServiceAddrs also gives every process of a service
+    # run as several (each its own endpoint of the cluster).
+    services: Mapping[str, str]
+
+    def endpoints(self, name: str) -> list[str]:
+        if isinstance(self.services, registry.ServiceAddrs):
+            return list(self.services.processes(name).values())
+        return [self.services[name]]
 
 
 def _split(addr: str) -> tuple[str, int]:
@@ -56,12 +63,41 @@ def _split(addr: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def _cluster(service: registry.ServiceDef, addr: str) -> dict[str, Any]:
+def _endpoint(addr: str) -> dict[str, Any]:
     host, port = _split(addr)
+    return {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
+
+
+# A process that refuses connections (killed, restarting) is ejected at its first refusal,
+# before the active health checks notice, so the retry and the next requests go to another
+# process (least-request balancing would favour the dead one: it has no requests open).
+# Only local-origin failures count: a 5xx from a broken model server says nothing about
+# the chat process that relayed it.
+_OUTLIER_DETECTION = {
+    "split_external_local_origin_errors": True,
+    "consecutive_local_origin_failure": 1,
+    "enforcing_consecutive_local_origin_failure": 100,
+    "enforcing_local_origin_success_rate": 0,
+    "enforcing_consecutive_5xx": 0,
+    "enforcing_consecutive_gateway_failure": 0,
+    "enforcing_success_rate": 0,
+    "enforcing_failure_percentage": 0,
+    "enforcing_failure_percentage_local_origin": 0,
+    "base_ejection_time": "1s",
+    "max_ejection_time": "10s",
+    "max_ejection_percent": 50,
+}
+
+
+def _cluster(service: registry.ServiceDef, addrs: list[str]) -> dict[str, Any]:
     grpc = service.protocol is registry.Protocol.GRPC
     return {
         "name": service.name,
         "type": "STRICT_DNS",
+        # Several chat processes (or replicas behind one name): long streams make the
+        # number of open requests the fair measure of load, not the count of requests.
+        **({"lb_policy": "LEAST_REQUEST", "outlier_detection": _OUTLIER_DETECTION}
+           if service.scalable else {}),
         "dns_lookup_family": "V4_PREFERRED",
         "connect_timeout": "1s",
         "typed_extension_protocol_options": {
@@ -98,12 +134,8 @@ def _cluster(service: registry.ServiceDef, addr: str) -> dict[str, Any]:
         ],
         "load_assignment": {
             "cluster_name": service.name,
-            "endpoints": [
-                {"lb_endpoints": [
-                    {"endpoint": {"address": {"socket_address": {"address": host,
-                                                                  "port_value": port}}}}
-                ]}
-            ],
+            # Health checks run per endpoint: a dead process is taken out on its own.
+            "endpoints": [{"lb_endpoints": [_endpoint(addr) for addr in addrs]}],
         },
     }  # fmt: skip
 
@@ -314,6 +346,18 @@ def render(
                     # Only failures where the request never reached a service: safe to repeat.
                     "retry_on": "connect-failure,refused-stream,reset-before-request",
                     "num_retries": 2,
+                    # On another process of the service when there are several (a dead
+                    # one refuses until the health checks take it out).
+                    "retry_host_predicate": [
+                        {
+                            "name": "envoy.retry_host_predicates.previous_hosts",
+                            "typed_config": {
+                                "@type": _T + "envoy.extensions.retry.host."
+                                "previous_hosts.v3.PreviousHostsPredicate"
+                            },
+                        }
+                    ],
+                    "host_selection_retry_max_attempts": 3,
                 },
             },
         }
@@ -425,7 +469,7 @@ def render(
                 }
             ],
             "clusters": [
-                _cluster(s, ports.services[s.name]) for s in registry.SERVICES
+                _cluster(s, ports.endpoints(s.name)) for s in registry.SERVICES
             ],
         },
     }  # fmt: skip

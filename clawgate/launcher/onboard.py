@@ -19,11 +19,18 @@ import aiohttp
 from clawgate.client.api import no_proxy_opener
 from clawgate.client.connection import NoToken, saved_token, token_path
 from clawgate.common.auth import ensure_token_file
-from clawgate.common.config import API_OLLAMA, Config, ProviderSpec, load_config
-from clawgate.common.services import SERVICES
+from clawgate.common.config import (
+    API_OLLAMA,
+    Config,
+    ConfigError,
+    ProviderSpec,
+    chat_processes,
+    load_config,
+)
+from clawgate.common.services import SERVICES, ServiceAddrs
 from clawgate.common.supervision import status_path
 from clawgate.common.tokens import TokenFormatError
-from clawgate.launcher.processes import StartError, free_port, port_open
+from clawgate.launcher.processes import StartError, free_port, free_ports, port_open
 from clawgate.launcher.stack import Stack, StackPlan, StandinPlan, write_json
 from clawgate.launcher.supervisor import PolicyError, RestartPolicy, Supervisor
 
@@ -94,8 +101,35 @@ def _demo_providers(config: Config, standin_url: str) -> dict[str, Any]:
     return providers
 
 
-def plan_stack(config: Config, *, demo: bool) -> tuple[StackPlan, list[str]]:
-    """Decide ports, Redis and workers; returns the plan and notes for the user."""
+def chat_addrs(config: Config, processes: int) -> ServiceAddrs:
+    """The services' addresses with `processes` chat processes: the first on the configured
+    chat address, the others on free ports of the same host."""
+    first = config.services.chat
+    host = first.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    more = [f"{first.rpartition(':')[0]}:{p}" for p in free_ports(processes - 1, host)]
+    return ServiceAddrs(dict(config.services), {"chat": [first, *more]})
+
+
+def shared_limit_notes(config: Config, processes: int) -> list[str]:
+    """Per-worker slot limits smaller than the number of chat processes: each process keeps
+    one slot, so the gateway may run more than the limit at once."""
+    notes = []
+    for p in config.providers:
+        limit = p.max_concurrency or config.chat.worker_concurrency
+        if limit < processes:
+            notes.append(
+                f"provider {p.id} allows {limit} requests at once per worker but "
+                f"{processes} chat processes each keep one slot, so up to {processes} may "
+                "run at once; raise its maxConcurrency or run fewer chat processes"
+            )
+    return notes
+
+
+def plan_stack(
+    config: Config, *, demo: bool, processes: int | None = None
+) -> tuple[StackPlan, list[str]]:
+    """Decide ports, Redis and workers; returns the plan and notes for the user.
+    `processes`: chat processes to run (default: the config's `chat.processes`)."""
     notes: list[str] = []
     state = Path(config.state_dir).resolve()
     token_file = token_path(config)
@@ -113,6 +147,11 @@ def plan_stack(config: Config, *, demo: bool) -> tuple[StackPlan, list[str]]:
             raise StartError(
                 f"the {service.name} service port {busy} is in use; set {service.addr_env}"
             )
+    processes = processes or config.chat.processes
+    addrs = chat_addrs(config, processes)
+    if processes > 1:
+        notes.append(f"{processes} chat processes: {', '.join(addrs.processes('chat').values())}")
+        notes += shared_limit_notes(config, processes)
 
     redis_host, redis_port = _redis_host_port(config.redis_url)
     own_redis: int | None = None
@@ -146,7 +185,7 @@ def plan_stack(config: Config, *, demo: bool) -> tuple[StackPlan, list[str]]:
         host=config.gateway.host,
         port=config.gateway.port,
         admin_port=config.gateway.admin_port,
-        addrs=config.services,
+        addrs=addrs,
         redis_port=own_redis,
         redis_url=redis_url,
         standins=standins,
@@ -186,12 +225,15 @@ def supervise(stack: Stack, stop: threading.Event, policy: RestartPolicy) -> int
     return 0
 
 
-def onboard(demo: bool = False, config_path: str | None = None) -> int:
+def onboard(demo: bool = False, config_path: str | None = None, workers: str | None = None) -> int:
+    """`workers`: chat processes (an integer or "auto"); default the config's
+    `chat.processes`."""
     config = load_config(config_path)
     try:
         policy = RestartPolicy.from_env()
-        plan, notes = plan_stack(config, demo=demo)
-    except (StartError, PolicyError, TokenFormatError) as err:
+        processes = None if workers is None else chat_processes(workers, "--workers")
+        plan, notes = plan_stack(config, demo=demo, processes=processes)
+    except (StartError, PolicyError, TokenFormatError, ConfigError) as err:
         say(f"cannot start: {err}")
         return 1
     for note in notes:

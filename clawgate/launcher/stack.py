@@ -25,8 +25,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clawgate.client.connection import write_url
 from clawgate.common.auth import ensure_token_file
-from clawgate.common.config import EdgeLimits
-from clawgate.common.services import BY_NAME, NAMES, SERVICES, Protocol, ServiceAddrs
+from clawgate.common.config import CHAT_PROCESS_INDEX_ENV, CHAT_PROCESSES_ENV, EdgeLimits
+from clawgate.common.services import (
+    BY_NAME,
+    NAMES,
+    SERVICES,
+    Protocol,
+    ServiceAddrs,
+    service_of,
+)
 from clawgate.launcher import envoy_config
 from clawgate.launcher.processes import (
     Child,
@@ -98,24 +105,45 @@ def http_ok(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
-def envoy_clusters_healthy(admin_port: int, clusters: tuple[str, ...]) -> bool:
-    """Whether Envoy's active health checks have seen every cluster's host healthy."""
+def envoy_host_health(admin_port: int) -> dict[str, dict[int, bool]] | None:
+    """Envoy's view of every cluster's hosts: cluster → port → healthy (its active health
+    checks passed); None when the admin port does not answer. Hosts are told apart by port:
+    a cluster's hosts are one machine's processes, and Envoy shows a configured name
+    (`localhost`) by the address it resolved to."""
     try:
         url = f"http://127.0.0.1:{admin_port}/clusters?format=json"
         with urllib.request.urlopen(url, timeout=0.5) as reply:
             data: dict[str, Any] = json.load(reply)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
-        return False
-    healthy = set()
+        return None
+    clusters: dict[str, dict[int, bool]] = {}
     for cluster in data.get("cluster_statuses", []):
-        hosts = cluster.get("host_statuses", [])
-        if hosts and all(
-            h.get("health_status", {}).get("eds_health_status") == "HEALTHY"
-            and not h.get("health_status", {}).get("failed_active_health_check")
-            for h in hosts
-        ):
-            healthy.add(cluster["name"])
-    return set(clusters) <= healthy
+        hosts = clusters.setdefault(cluster["name"], {})
+        for h in cluster.get("host_statuses", []):
+            socket = h.get("address", {}).get("socket_address", {})
+            health = h.get("health_status", {})
+            hosts[int(socket.get("port_value", 0))] = health.get(
+                "eds_health_status"
+            ) == "HEALTHY" and not health.get("failed_active_health_check")
+    return clusters
+
+
+def envoy_clusters_healthy(admin_port: int, clusters: tuple[str, ...]) -> bool:
+    """Whether Envoy's active health checks have seen every host of every cluster healthy."""
+    seen = envoy_host_health(admin_port)
+    return seen is not None and all(
+        seen.get(name) and all(seen[name].values()) for name in clusters
+    )
+
+
+def envoy_hosts_healthy(admin_port: int, wanted: Mapping[str, tuple[str, ...]]) -> bool:
+    """Whether Envoy sees the given hosts (cluster → `host:port`s) healthy."""
+    seen = envoy_host_health(admin_port)
+    return seen is not None and all(
+        seen.get(cluster, {}).get(int(addr.rpartition(":")[2]), False)
+        for cluster, addrs in wanted.items()
+        for addr in addrs
+    )
 
 
 class Stack:
@@ -151,6 +179,25 @@ class Stack:
     def token(self) -> str:
         return self.plan.token_file.read_text(encoding="utf-8").split()[0]
 
+    def processes(self) -> dict[str, str]:
+        """Every service process (`chat`, `chat:2`, …, `agents`, …) → its address."""
+        return {p: a for name in NAMES for p, a in self.plan.addrs.processes(name).items()}
+
+    def process_env(self, process: str) -> dict[str, str]:
+        """A service process's own settings: where it listens and, for a service run as
+        several processes, their count and its place (its share of the shared limits)."""
+        service = BY_NAME[service_of(process)]
+        if not service.scalable:
+            return {}
+        own = self.plan.addrs.processes(service.name)
+        env = {
+            CHAT_PROCESSES_ENV: str(len(own)),
+            CHAT_PROCESS_INDEX_ENV: str(list(own).index(process)),
+        }
+        if len(own) > 1:
+            env[service.listen_env] = own[process]
+        return env
+
     def service_env(self) -> dict[str, str]:
         env = {
             **self.plan.addrs.env(),
@@ -172,10 +219,10 @@ class Stack:
             assert self.plan.redis_port is not None
             return redis_child(self.plan.redis_port, self.plan.state_dir / "redis",
                                logs / "redis.log")  # fmt: skip
-        if name in BY_NAME:
-            env = {**os.environ, **self.service_env()}
-            return Child(name, python_module(BY_NAME[name].module), env=env,
-                         log_path=logs / f"{name}.log")  # fmt: skip
+        if service_of(name) in BY_NAME and name in self.processes():
+            env = {**os.environ, **self.service_env(), **self.process_env(name)}
+            return Child(name, python_module(BY_NAME[service_of(name)].module), env=env,
+                         log_path=logs / f"{name.replace(':', '-')}.log")  # fmt: skip
         if name == "envoy":
             config = self._write_envoy_config()
             argv = [envoy_binary(), "-c", str(config), "--log-level", "warn",
@@ -207,15 +254,15 @@ class Stack:
         if name == "redis":
             port = self.plan.redis_port
             return lambda: port_open("127.0.0.1", port or 0)
-        if name in BY_NAME:
-            service, addr = BY_NAME[name], self.plan.addrs[name]
+        if service_of(name) in BY_NAME and name in self.processes():
+            service, addr = BY_NAME[service_of(name)], self.processes()[name]
             if service.protocol is Protocol.HTTP:
                 url = service.health_url(addr)
                 return lambda: http_ok(url)
             primary = service.primary
             return lambda: grpc_serving(addr, primary)
         if name == "envoy":
-            return lambda: envoy_clusters_healthy(self.plan.admin_port, self._running_clusters())
+            return lambda: envoy_hosts_healthy(self.plan.admin_port, self._running_hosts())
         if name.startswith("standin:"):
             url = self.standins[name.removeprefix("standin:")] + "/"
             return lambda: http_ok(url)
@@ -224,7 +271,7 @@ class Stack:
     def order(self) -> list[str]:
         names = [] if self.plan.redis_port is None else ["redis"]
         names += [f"standin:{n}" for n in self.plan.standins]
-        return [*names, *NAMES, "envoy"]
+        return [*names, *self.processes(), "envoy"]
 
     def start(self, name: str | None = None, timeout: float = 30.0) -> None:
         """Start one part (or all of them, in dependency order) and wait until ready."""
@@ -260,24 +307,38 @@ class Stack:
     def restart(self, name: str) -> None:
         self.stop(name)
         self.start(name)
-        if name in BY_NAME and self.children.get("envoy", None) is not None:
-            self.wait_envoy_healthy((name,))
+        if name in self.processes() and self.children.get("envoy", None) is not None:
+            self.wait_envoy_healthy(hosts={service_of(name): (self.processes()[name],)})
 
-    def _running_clusters(self) -> tuple[str, ...]:
-        """Envoy's clusters whose service is running (one left down must not keep Envoy
-        from being ready)."""
-        return tuple(c for c in NAMES if c not in self.children or self.children[c].alive)
+    def _running_hosts(self) -> dict[str, tuple[str, ...]]:
+        """Envoy's clusters and hosts whose process is running (one left down must not
+        keep Envoy from being ready)."""
+        wanted: dict[str, tuple[str, ...]] = {}
+        for process, addr in self.processes().items():
+            child = self.children.get(process)
+            if child is None or child.alive:
+                cluster = service_of(process)
+                wanted[cluster] = (*wanted.get(cluster, ()), addr)
+        return wanted
 
     def wait_envoy_healthy(
-        self, clusters: tuple[str, ...] | None = None, timeout: float = 15.0
+        self,
+        clusters: tuple[str, ...] | None = None,
+        timeout: float = 15.0,
+        hosts: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
+        """Wait until Envoy sees every host of `clusters` (default: all) healthy, or only
+        the given `hosts` (cluster → `host:port`s)."""
         wanted = clusters or NAMES
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if envoy_clusters_healthy(self.plan.admin_port, wanted):
+            if hosts is not None and envoy_hosts_healthy(self.plan.admin_port, hosts):
+                return
+            if hosts is None and envoy_clusters_healthy(self.plan.admin_port, wanted):
                 return
             time.sleep(0.1)
-        raise StartError(f"Envoy does not see {', '.join(wanted)} healthy")
+        shown = ", ".join(f"{c} {' '.join(a)}" for c, a in hosts.items()) if hosts else None
+        raise StartError(f"Envoy does not see {shown or ', '.join(wanted)} healthy")
 
     def dead_children(self) -> dict[str, int | None]:
         """Children that exited on their own (the launcher reports them)."""
@@ -294,19 +355,26 @@ def local_plan(
     config_for: Callable[[dict[str, str]], Mapping[str, Any]],
     extra_env: dict[str, str] | None = None,
     token_delay_ms: int = 5,
+    chat_processes: int = 1,
 ) -> StackPlan:
     """A plan on distinct free loopback ports, with its own Redis, stand-in workers and a
     new token (tests, benchmarks). `config_for` builds the gateway config from the
-    stand-ins' URLs; it is written to `state`."""
+    stand-ins' URLs; it is written to `state`. `chat_processes` chat processes run, each
+    on its own port."""
     fixed = 3 + len(SERVICES)  # envoy, admin, redis, then one per service
-    ports = free_ports(fixed + len(standin_models))
+    ports = free_ports(fixed + len(standin_models) + chat_processes - 1)
+    more_chat = [f"127.0.0.1:{p}" for p in ports[fixed + len(standin_models) :]]
     standins = {
         name: StandinPlan(port=port, models=models, token_delay_ms=token_delay_ms)
-        for port, (name, models) in zip(ports[fixed:], standin_models.items(), strict=True)
+        for port, (name, models) in zip(
+            ports[fixed : fixed + len(standin_models)], standin_models.items(), strict=True
+        )
     }
     urls = {name: f"http://127.0.0.1:{s.port}" for name, s in standins.items()}
     envoy, admin, redis_port = ports[:3]
-    service_ports = ports[3:fixed]
+    service_addrs = {
+        s.name: f"127.0.0.1:{p}" for s, p in zip(SERVICES, ports[3:fixed], strict=True)
+    }
     token_file = state / "token"
     ensure_token_file(token_file)
     return StackPlan(
@@ -316,9 +384,7 @@ def local_plan(
         host="127.0.0.1",
         port=envoy,
         admin_port=admin,
-        addrs=ServiceAddrs(
-            {s.name: f"127.0.0.1:{p}" for s, p in zip(SERVICES, service_ports, strict=True)}
-        ),
+        addrs=ServiceAddrs(service_addrs, {"chat": [service_addrs["chat"], *more_chat]}),
         redis_port=redis_port,
         redis_url=f"redis://127.0.0.1:{redis_port}/0",
         standins=standins,

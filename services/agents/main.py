@@ -18,7 +18,7 @@ from services.agents.validation import ModelCatalog
 
 async def run(config: Config) -> None:
     agents = store.AgentStore(store.connect(config.redis_url), config.cache.namespace)
-    tools = ToolCatalog(config.services.chat)  # plugins & tools hook
+    tools = ToolCatalog(config.services.dial_target("chat"))  # plugins & tools hook
     servicer = AgentServicer(agents, ModelCatalog.from_config(config), tools)
 
     def register(server: grpc.aio.Server) -> list[str]:

@@ -9,6 +9,9 @@ Several workers (base URLs, possibly of several providers) may serve one model.
   (a 503 `upstream_unavailable` when that worker is also ejected).
   Without this, every request is forwarded and waits in the worker's own invisible queue:
   300 open streams made each new request wait 7-16 s behind them (issue 13, defect 2).
+  With several chat processes (`chat.processes`) each one admits only its share of the
+  slots, of the queue and of the batch slots (`process_share`), so together they never
+  exceed the limit.
 - Background work (batch lines) has the lowest priority: it takes a slot only when no
   interactive request waits, holds at most `batch_concurrency` of a worker's slots, and
   waits in its own unbounded queue (the batch runner bounds how many lines it starts).
@@ -45,8 +48,9 @@ QUEUE_RETRY_AFTER_S = 2.0
 class WorkerState:
     url: str
     provider: str
-    concurrency: int
+    concurrency: int  # this process's share of the worker's slots
     in_flight: int = 0
+    queue_length: int = 512  # this process's share of the worker's queue
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     batch_limit: int = 1
     batch_in_flight: int = 0
@@ -82,14 +86,21 @@ class WorkerPool:
     def state(self, target: Target) -> WorkerState:
         worker = self._workers.get(target.key)
         if worker is None:
-            concurrency = target.provider.max_concurrency or self._settings.worker_concurrency
-            concurrency = max(1, concurrency)
-            # At least one slot stays for interactive requests (unless there is only one).
-            batch_limit = max(1, min(concurrency - 1, self._settings.batch_concurrency))
-            worker = self._workers[target.key] = WorkerState(
-                target.worker, target.provider.id, concurrency, batch_limit=batch_limit
+            settings = self._settings
+            concurrency = self._share(
+                target.provider.max_concurrency or settings.worker_concurrency
             )
+            # At least one slot stays for interactive requests (unless there is only one).
+            batch_limit = max(1, min(concurrency - 1, self._share(settings.batch_concurrency)))
+            worker = self._workers[target.key] = WorkerState(
+                target.worker, target.provider.id, concurrency, batch_limit=batch_limit,
+                queue_length=self._share(settings.worker_queue_length, at_least=0),
+            )  # fmt: skip
         return worker
+
+    def _share(self, total: int, at_least: int = 1) -> int:
+        settings = self._settings
+        return process_share(total, settings.processes, settings.process_index, at_least)
 
     def pick(self, targets: Sequence[Target], avoid: AbstractSet[str] = frozenset()) -> Target:
         """The best target: not yet tried, not down, a free slot, shortest queue, LRU."""
@@ -182,7 +193,7 @@ class WorkerPool:
                 code="upstream_unavailable",
                 retry_after=max(1.0, round(state.down_until - now)),
             )
-        if state.queued >= settings.worker_queue_length:
+        if state.queued >= state.queue_length:
             raise _queue_full(state, f"its queue is full ({state.queued} waiting)")
         wait_s = settings.worker_queue_wait_s
         if max_wait_s is not None:
@@ -284,6 +295,16 @@ class WorkerPool:
             }
             for s in self._workers.values()
         ]
+
+
+def process_share(total: int, processes: int, index: int, at_least: int = 1) -> int:
+    """Process `index`'s share of a gateway-wide limit split among `processes` chat
+    processes: `total // processes`, one more for the first `total % processes` of them, so
+    the shares add up to `total` exactly. Slots keep `at_least` 1 per process (it could not
+    serve at all with none), so when `total < processes` the gateway as a whole may run
+    `processes` at once: the launcher warns about that. A queue may be 0 (no queue)."""
+    base, extra = divmod(max(at_least, total), max(1, processes))
+    return max(at_least, base + (1 if index < extra else 0))
 
 
 def _queue_full(state: WorkerState, why: str) -> ApiError:

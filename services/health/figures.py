@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf import timestamp_pb2
@@ -19,6 +19,7 @@ from prometheus_client import Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
 from clawgate.common.config import Config
+from clawgate.common.services import service_of
 from clawgate.health.v1 import health_service_pb2 as pb
 from services.chat.providers.base import public_url
 from services.health.checks import DOWN, OK
@@ -61,6 +62,31 @@ class ServiceFigures:
                     figures.batch_lines[s.labels["state"]] = s.value
         return figures
 
+    @classmethod
+    def combine(cls, parts: Sequence[ServiceFigures]) -> ServiceFigures:
+        """The figures of a service run as several processes: load and counters add up;
+        the active batches (one set in Redis, which every process counts) do not."""
+
+        def add(maps: Iterable[dict[str, float]]) -> dict[str, float]:
+            total: dict[str, float] = {}
+            for m in maps:
+                for key, value in m.items():
+                    total[key] = total.get(key, 0.0) + value
+            return total
+
+        return cls(
+            version=parts[0].version if parts else "",
+            started_at=min((p.started_at for p in parts if p.started_at), default=0.0),
+            in_flight=add(p.in_flight for p in parts),
+            queued=add(p.queued for p in parts),
+            skipped={k: any(p.skipped.get(k, False) for p in parts)
+                     for k in {k for p in parts for k in p.skipped}},
+            cache=add(p.cache for p in parts),
+            batches_active=max((p.batches_active for p in parts), default=0.0),
+            batch_lines_running=sum(p.batch_lines_running for p in parts),
+            batch_lines=add(p.batch_lines for p in parts),
+        )  # fmt: skip
+
 
 def apply_figures(report: pb.HealthReport, figures: Mapping[str, ServiceFigures | None]) -> None:
     now = time.time()
@@ -70,9 +96,10 @@ def apply_figures(report: pb.HealthReport, figures: Mapping[str, ServiceFigures 
             component.version = found.version
             if found.started_at:
                 component.uptime_seconds = round(now - found.started_at, 1)
-    chat = figures.get("chat")
-    if chat is None:
+    found_chat = [f for name, f in figures.items() if service_of(name) == "chat" and f]
+    if not found_chat:
         return
+    chat = ServiceFigures.combine(found_chat)
     for component in report.components:
         if component.kind == "llm_worker":
             url = public_url(component.worker.url)
@@ -123,12 +150,14 @@ def liveness_failures(report: pb.HealthReport) -> list[str]:
 
 
 def readiness_failures(report: pb.HealthReport, config: Config) -> list[str]:
-    """The chat path can serve: chat serving, one worker up with a configured model."""
-    reasons = [
-        f"chat service: {c.detail or c.status}"
-        for c in report.components
-        if c.kind == "service" and c.name == "chat" and c.status == DOWN
-    ]
+    """The chat path can serve: a chat process serving, one worker up with a configured
+    model."""
+    chat = [c for c in report.components if c.kind == "service" and service_of(c.name) == "chat"]
+    reasons = (
+        [f"chat service: {'; '.join(f'{c.name}: {c.detail or c.status}' for c in chat)}"]
+        if chat and all(c.status == DOWN for c in chat)
+        else []
+    )
     workers = [c for c in report.components if c.kind == "llm_worker"]
     configured = {p.id: {m.id for m in p.models} for p in config.providers}
     usable = [

@@ -4,7 +4,9 @@ Each service process serves its metrics over the internal `Scrape` gRPC method (
 clawgate/common/server.py); Envoy serves `/stats/prometheus` on its admin port. Families
 are merged by name and every sample gets `clawgate_service="<name>"`, so one family from
 several processes (e.g. `process_cpu_seconds_total`) stays one valid family.
-`clawgate_scrape_up{clawgate_service}` says which sources answered.
+`clawgate_scrape_up{clawgate_service}` says which sources answered. A service run as
+several processes (chat) is scraped process by process; their samples carry the service
+label and `clawgate_process="chat:2"` as well (sum them by service for the whole).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from clawgate.common.server import SCRAPE_METHOD
+from clawgate.common.services import service_of
 
 log = logging.getLogger("clawgate.health.metrics")
 
 SERVICE_LABEL = "clawgate_service"
+PROCESS_LABEL = "clawgate_process"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -55,11 +59,14 @@ class _Merged:
 
 
 def merge(sources: Mapping[str, str | None]) -> bytes:
-    """Merge exposition texts by source name (None: the source did not answer)."""
+    """Merge exposition texts by source name (None: the source did not answer). A source
+    is a service, or a process of a service run as several (`chat:2`, `chat` for the first:
+    see `source_labels`)."""
     families: dict[str, Metric] = {}
     up = Metric("clawgate_scrape_up", "1 when the source answered the gateway's scrape.", "gauge")
     for source, text in sources.items():
-        up.samples.append(Sample("clawgate_scrape_up", {SERVICE_LABEL: source}, float(bool(text))))
+        own = source_labels(source, sources)
+        up.samples.append(Sample("clawgate_scrape_up", own, float(bool(text))))
         if not text:
             continue
         try:
@@ -76,9 +83,17 @@ def merge(sources: Mapping[str, str | None]) -> bytes:
             elif merged.type != family.type:
                 continue  # same name, another type: keep the first source's
             for s in family.samples:
-                labels = {**s.labels, SERVICE_LABEL: source}
+                labels = {**s.labels, **own}
                 merged.samples.append(Sample(s.name, labels, s.value, s.timestamp, s.exemplar))
     return generate_latest(_Merged([*families.values(), up]))  # type: ignore[arg-type]
+
+
+def source_labels(source: str, sources: Iterable[str]) -> dict[str, str]:
+    """The labels of a source's samples: its service, and its process when the service
+    runs as several processes (so the samples of each stay apart)."""
+    service = service_of(source)
+    several = sum(service_of(other) == service for other in sources) > 1
+    return {SERVICE_LABEL: service, **({PROCESS_LABEL: source} if several else {})}
 
 
 async def gather(

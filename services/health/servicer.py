@@ -19,7 +19,7 @@ from clawgate.common.auth import Authenticator, AuthResult, auth_error
 from clawgate.common.config import Config
 from clawgate.common.errors import HTTP_STATUS_KEY
 from clawgate.common.metrics import exposition
-from clawgate.common.services import BY_NAME, SERVICES, Protocol
+from clawgate.common.services import BY_NAME, SERVICES, Protocol, service_of
 from clawgate.common.supervision import down_reasons
 from clawgate.health.v1 import health_service_pb2 as pb
 from clawgate.health.v1 import health_service_pb2_grpc as pb_grpc
@@ -50,10 +50,13 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
     def __init__(self, config: Config, auth: Authenticator) -> None:
         self._config = config
         self._auth = auth
+        # One channel per process: a service run as several (chat) is checked and scraped
+        # process by process (`chat`, `chat:2`, …).
         self._channels = {
-            s.name: (grpc.aio.insecure_channel(config.services[s.name]), s.primary)
+            process: (grpc.aio.insecure_channel(addr), s.primary)
             for s in SERVICES
             if s.probed_by_health and s.protocol is Protocol.GRPC
+            for process, addr in config.services.processes(s.name).items()
         }
         self._http_probes = {
             s.name: s.health_url(config.services[s.name])
@@ -132,7 +135,7 @@ class HealthServicer(pb_grpc.HealthServiceServicer):
             checks.timed(
                 name,
                 "service",
-                BY_NAME[name].critical,
+                BY_NAME[service_of(name)].critical,
                 checks.grpc_check(ch, svc, CHECK_TIMEOUT_S),
             )
             for name, (ch, svc) in self._channels.items()
@@ -215,9 +218,11 @@ async def _probe(context: grpc.aio.ServicerContext[Any, Any], reasons: list[str]
 
 
 def overall_status(components: list[pb.Component]) -> str:
-    """`down` when chat or every LLM worker is down; `degraded` when anything else is."""
+    """`down` when chat (every chat process) or every LLM worker is down; `degraded` when
+    anything else is (one of several chat processes, too)."""
     workers = [c for c in components if c.kind == "llm_worker"]
-    chat_down = any(c.name == "chat" and c.status == checks.DOWN for c in components)
+    chat = [c for c in components if c.kind == "service" and service_of(c.name) == "chat"]
+    chat_down = bool(chat) and all(c.status == checks.DOWN for c in chat)
     if chat_down or (workers and all(w.status == checks.DOWN for w in workers)):
         return checks.DOWN
     if any(c.status != checks.OK for c in components):

@@ -88,8 +88,20 @@ def test_table_has_every_row_with_numbers(smoke: tuple[dict[str, Any], str]) -> 
     assert processes["chat"]["cpu_s_per_1k"] > 0 and processes["chat"]["peak_rss_mb"] > 0
     ratio = next(r for r in data["ratios"] if r["metric"] == "c=64 req/s")
     assert ratio["ratios"]["clawgate/direct"] > 0
-    extra = {row["metric"]: row["cells"] for row in data["extra_rows"]}
-    assert "not supported yet" in extra["scaling with 1 / 2 / 4 chat processes"]["clawgate"]
+    # Scaling rows: c=64 on Clawgate with 1 and 2 chat processes (--smoke), every request
+    # answered, CPU counted over each stack's processes (both chat processes for 2).
+    extra = {row["metric"]: row for row in data["extra_rows"]}
+    scaled = extra["scaling: c=64 req/s with 1 / 2 chat processes"]
+    assert list(scaled["counts"]) == ["1", "2"]
+    assert all(c["median"] > 0 for c in scaled["counts"].values()), scaled
+    assert " / " in scaled["cells"]["clawgate"] and scaled["metric"] in markdown
+    cpu = extra["scaling: CPU s per 1,000 requests (c=64) with 1 / 2 chat processes"]
+    assert all(c["median"] > 0 for c in cpu["counts"].values()), cpu
+    for count in ("1", "2"):
+        (run,) = data["results"][report.SCALING][count]
+        assert run["ok"] == run["requests"] > 0, (count, run)
+    (two,) = data["results"][report.SCALING]["2"]
+    assert {"chat", "chat:2"} <= set(two["cpu_by_process"])
     # The machine's load is part of every result.
     assert data["meta"]["loadavg_start"] and data["meta"]["loadavg_end"]
     assert "| metric | direct upstream | Clawgate |" in markdown

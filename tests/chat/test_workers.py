@@ -11,7 +11,7 @@ import pytest
 from clawgate.common.config import ChatSettings, ModelSpec, ProviderSpec
 from clawgate.common.errors import ApiError
 from services.chat.providers.base import Target
-from services.chat.workers import WorkerPool
+from services.chat.workers import WorkerPool, process_share
 
 SETTINGS = ChatSettings(
     worker_concurrency=2,
@@ -125,3 +125,49 @@ def test_failures_in_a_row_eject_with_a_growing_backoff() -> None:
     assert not entry["down"] and entry["ejections_in_row"] == 0
     assert entry["url"] == "http://w1/v1"  # credentials never shown
     assert set(entry) >= {"provider", "concurrency", "in_flight", "queued", "last_error"}
+
+
+@pytest.mark.parametrize(
+    ("total", "processes", "shares"),
+    [
+        (4, 1, [4]),
+        (4, 2, [2, 2]),
+        (5, 2, [3, 2]),  # the remainder goes to the first processes: the sum stays 5
+        (7, 4, [2, 2, 2, 1]),
+        (512, 3, [171, 171, 170]),
+        (1, 2, [1, 1]),  # at least one each (the launcher warns: 2 may run at once)
+    ],
+)
+def test_shared_limits_are_split_among_chat_processes(
+    total: int, processes: int, shares: list[int]
+) -> None:
+    assert [process_share(total, processes, i) for i in range(processes)] == shares
+    # A queue may be empty: `workerQueueLength: 0` stays 0 in every process.
+    assert process_share(0, processes, 0, at_least=0) == 0
+    assert sum(process_share(total, processes, i, at_least=0) for i in range(processes)) == total
+
+
+async def test_each_chat_process_admits_only_its_share_of_slots_and_queue() -> None:
+    settings = dataclasses.replace(
+        SETTINGS, worker_concurrency=5, worker_queue_length=3, processes=2, process_index=1
+    )
+    pool = WorkerPool(settings)
+    state = pool.state(W1)
+    assert (state.concurrency, state.queue_length) == (2, 1)  # 5 → 3 + 2, 3 → 2 + 1
+    release = asyncio.Event()
+    holders = [asyncio.create_task(hold(pool, W1, release)) for _ in range(3)]
+    await until(lambda: state.in_flight == 2 and state.queued == 1)
+    with pytest.raises(ApiError) as caught:
+        async with pool.slot(W1):
+            pass
+    assert caught.value.code == "upstream_queue_full"
+    assert pool.snapshot()[0]["concurrency"] == 2
+    release.set()
+    await asyncio.gather(*holders)
+    # A provider's own maxConcurrency is split the same way.
+    own = dataclasses.replace(PROVIDER, max_concurrency=3)
+    first = WorkerPool(dataclasses.replace(settings, process_index=0))
+    assert first.state(Target(own, MODEL, own.workers[0])).concurrency == 2
+    # So is the share of slots batch work may hold (10 → 5 + 5 slots, 4 → 2 + 2 for batches).
+    batch = dataclasses.replace(settings, worker_concurrency=10, batch_concurrency=4)
+    assert WorkerPool(batch).state(W1).batch_limit == 2

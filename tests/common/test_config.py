@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from clawgate.common.config import ConfigError, load_config
+from clawgate.common.config import (
+    DEFAULT_CHAT_PROCESSES,
+    MAX_CHAT_PROCESSES,
+    ConfigError,
+    ServiceAddrs,
+    chat_processes,
+    load_config,
+)
 
 R6 = {
     "my-ollama": {
@@ -143,6 +150,8 @@ def test_a_model_marked_reasoning_false_in_quotes_is_not_reasoning(tmp_path: Pat
         ({}, {"gateway": {"streamIdleTimeoutSeconds": 60},
               "chat": {"firstTokenTimeoutSeconds": 120}}, "must exceed chat.firstToken"),
         ({"CLAWGATE_PROVIDERS": "/no/such/file.json"}, {}, "CLAWGATE_PROVIDERS: cannot read"),
+        ({}, {"chat": {"processes": 0}}, 'chat.processes: expected an integer 1-8 or "auto"'),
+        ({"CLAWGATE_CHAT_PROCESSES": "many"}, {}, "CLAWGATE_CHAT_PROCESSES: expected an integ"),
     ],
 )  # fmt: skip
 def test_bad_values_name_the_setting(
@@ -181,3 +190,31 @@ def test_processes_stop_with_one_line_on_a_bad_setting(tmp_path: Path, argv: lis
         "config error: CLAWGATE_PORT: expected a port number 1-65535, got 'abc'"
     ), done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_chat_processes_from_the_file_or_environment_and_auto_is_the_cpu_count(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"chat": {"processes": 3}}))
+    assert load_config(None, env={}).chat.processes == DEFAULT_CHAT_PROCESSES == 1
+    assert load_config(str(path), env={}).chat.processes == 3
+    auto = load_config(str(path), env={"CLAWGATE_CHAT_PROCESSES": "auto"}).chat
+    assert auto.processes == max(1, min(os.cpu_count() or 1, MAX_CHAT_PROCESSES))
+    assert chat_processes("2", "--workers") == 2
+
+
+def test_every_chat_process_address_comes_from_the_environment() -> None:
+    env = {"CLAWGATE_CHAT_ADDRS": "127.0.0.1:7001,127.0.0.1:7002", "CLAWGATE_CHAT_PROCESSES": "2",
+           "CLAWGATE_CHAT_PROCESS_INDEX": "1"}  # fmt: skip
+    config = load_config(None, env=env)
+    assert config.services.chat == "127.0.0.1:7001"
+    assert config.services.processes("chat") == {"chat": "127.0.0.1:7001",
+                                                 "chat:2": "127.0.0.1:7002"}  # fmt: skip
+    assert config.services.processes("agents") == {"agents": "127.0.0.1:50052"}
+    assert config.services.dial_target("chat") == "ipv4:127.0.0.1:7001,127.0.0.1:7002"
+    assert (config.chat.processes, config.chat.process_index) == (2, 1)
+    # What the launcher hands its children reads back the same.
+    assert load_config(None, env=config.services.env()).services == config.services
+    with pytest.raises(ValueError, match="only one process of agents"):
+        ServiceAddrs({}, {"agents": ["127.0.0.1:1", "127.0.0.1:2"]})

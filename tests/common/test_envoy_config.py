@@ -4,7 +4,7 @@ import subprocess
 from pathlib import Path
 
 from clawgate.common.config import ChatSettings, EdgeLimits
-from clawgate.common.services import SERVICES, Protocol
+from clawgate.common.services import SERVICES, Protocol, ServiceAddrs
 from clawgate.launcher import envoy_config
 from clawgate.launcher.stack import envoy_binary
 
@@ -89,3 +89,25 @@ def test_edge_limits_are_rendered_from_the_settings() -> None:
         h2 = next(iter(options.values()))["explicit_http_config"]["http2_protocol_options"]
         # A bad reply resets its own stream, not the connection other streams share.
         assert h2["override_stream_error_on_invalid_http_message"] is True
+
+
+def test_several_chat_processes_are_endpoints_of_one_least_request_cluster(
+    tmp_path: Path,
+) -> None:
+    base = {s.name: f"127.0.0.1:{i}" for i, s in enumerate(SERVICES, start=1)}
+    addrs = ServiceAddrs(base, {"chat": ["127.0.0.1:1", "127.0.0.1:7002"]})
+    ports = envoy_config.EnvoyPorts("127.0.0.1", 18000, 19901, addrs)
+    clusters = {c["name"]: c for c in envoy_config.render(ports)["static_resources"]["clusters"]}
+    chat = clusters["chat"]
+    endpoints = chat["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert [e["endpoint"]["address"]["socket_address"]["port_value"] for e in endpoints] == [
+        1,
+        7002,
+    ]
+    assert chat["lb_policy"] == "LEAST_REQUEST" and chat["health_checks"]
+    assert "lb_policy" not in clusters["agents"]
+    path = envoy_config.write(tmp_path / "envoy.yaml", ports)
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
