@@ -27,7 +27,7 @@ from typing import Any
 from bench import peers, procstat, report
 from bench.loadgen import Job
 from bench.targets import Target, open_scaling, open_targets, patch_standin
-from clawgate.common.config import MAX_CHAT_PROCESSES
+from clawgate.common.config import DEFAULT_CHAT_PROCESSES, MAX_CHAT_PROCESSES
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "llama3.2:1b"  # a model the stand-in does not make "think": same text everywhere
@@ -331,7 +331,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--scenarios", default="", help="comma-separated scenario keys to run (default: all)"
     )
+    p.add_argument(
+        "--chat-processes",
+        type=int,
+        default=DEFAULT_CHAT_PROCESSES,
+        help="chat processes of the Clawgate column (default: the gateway's default,"
+        f" {DEFAULT_CHAT_PROCESSES})",
+    )
     args = p.parse_args(argv)
+    if not 1 <= args.chat_processes <= MAX_CHAT_PROCESSES:
+        p.error(f"--chat-processes must be 1-{MAX_CHAT_PROCESSES}")
     if args.smoke:
         args.rounds, args.streams_timeout = 1, min(args.streams_timeout, 20.0)
         args.scaling = "1,2" if args.scaling == "1,2,4" else args.scaling
@@ -360,14 +369,18 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as exits:
         logs = args.peer_cache / "logs" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         print(f"logs in {logs}", file=sys.stderr)
-        targets, upstream = open_targets(exits, MODEL, logs, args.peer_cache, litellm, versions)
+        targets, upstream = open_targets(
+            exits, MODEL, logs, args.peer_cache, litellm, versions, args.chat_processes
+        )
         # Enough parallel generations that the stand-in never queues; a short request log.
         patch_standin(upstream, {"num_parallel": 4096, "request_log_limit": 10})
         results = measure(targets, upstream, args)
         if args.scaling:
             # Started after the side-by-side rounds, so they never load the machine then.
             clawgate = next(t for t in targets if t.key == "clawgate")
-            stacks = open_scaling(exits, MODEL, logs, args.scaling, clawgate, upstream)
+            stacks = open_scaling(
+                exits, MODEL, logs, args.scaling, clawgate, upstream, args.chat_processes
+            )
             for _, _, url in stacks:
                 patch_standin(url, {"num_parallel": 4096, "request_log_limit": 10})
             results.update(measure_scaling(stacks, args))

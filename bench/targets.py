@@ -87,14 +87,15 @@ def open_scaling(
     counts: list[int],
     main: Target,
     upstream: str,
+    main_processes: int = 1,
 ) -> list[tuple[int, Target, str]]:
-    """Clawgate with each number of chat processes in `counts`: the main stack for its one
-    process, a private stack (own stand-in) for each other count, stopped by `exits`.
-    Returns (count, target, its stand-in's URL)."""
+    """Clawgate with each number of chat processes in `counts`: the main stack for its own
+    count (`main_processes`), a private stack (own stand-in) for each other count, stopped
+    by `exits`. Returns (count, target, its stand-in's URL)."""
     found = []
     for count in counts:
-        if count == 1:
-            found.append((1, main, upstream))
+        if count == main_processes:
+            found.append((count, main, upstream))
             continue
         stack = exits.enter_context(
             clawgate_stack(model, 0, log_dir=logs / f"chat-x{count}", chat_processes=count)
@@ -111,11 +112,14 @@ def open_targets(
     peer_cache: Path,
     litellm_version: str | None,
     portkey_versions: list[str],
+    chat_processes: int = 1,
 ) -> tuple[list[Target], str]:
     """Start Clawgate (with its stand-in) and every peer asked for, stopped by `exits`;
     return the targets and the stand-in's URL. A peer that cannot be installed or started
     becomes a target with `unavailable` set: the table says why instead of dropping it."""
-    running = exits.enter_context(clawgate_stack(model, 0, log_dir=logs))
+    running = exits.enter_context(
+        clawgate_stack(model, 0, log_dir=logs, chat_processes=chat_processes)
+    )
     upstream = running.standins[STANDIN]
     targets = [direct_target(running), clawgate_target(running)]
     upstream_v1 = upstream + "/v1"
