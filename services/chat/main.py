@@ -42,6 +42,8 @@ def upstream_session(settings: ChatSettings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout_s),
         connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
+        # Never keep an upstream's cookies: they would go out with other tenants' requests.
+        cookie_jar=aiohttp.DummyCookieJar(),
         read_bufsize=READ_BUFFER_BYTES,
         trust_env=False,
     )

@@ -12,6 +12,8 @@ import string
 import time
 from typing import Any
 
+import orjson
+
 from clawgate.common.errors import ApiError
 from services.chat.providers.base import Delta, Usage, extra_fields
 
@@ -32,8 +34,18 @@ def dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
+def dumps_bytes(value: Any) -> bytes:
+    """dumps() as UTF-8 bytes, through orjson (the same compact JSON, a few times faster);
+    what orjson cannot encode (an integer beyond 64 bits from some upstream) goes through
+    the json module."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return dumps(value).encode()
+
+
 def sse_frame(value: Any) -> bytes:
-    return f"data: {dumps(value)}\n\n".encode()
+    return b"data: " + dumps_bytes(value) + b"\n\n"
 
 
 def error_frame(error: ApiError) -> bytes:

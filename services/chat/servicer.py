@@ -38,7 +38,13 @@ from services.chat.extensions import Extensions, chunk_hook  # plugins & tools h
 from services.chat.heartbeats import with_heartbeats
 from services.chat.metrics import observed, overhead_ms
 from services.chat.models import ModelCatalogue
-from services.chat.openai_format import DONE_FRAME, ChunkEncoder, dumps, error_frame, sse_frame
+from services.chat.openai_format import (
+    DONE_FRAME,
+    ChunkEncoder,
+    dumps_bytes,
+    error_frame,
+    sse_frame,
+)
 from services.chat.pipeline import CallOptions, Exchange, Pipeline
 from services.chat.rate_limit import RateLimiter, rate_limit_headers
 from services.chat.request import params_to_dict, parse_json_body
@@ -117,7 +123,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         if not exchange.request.stream:
             completion = await exchange.complete()
             await _send_headers(context, exchange)
-            body = dumps(completion).encode()
+            body = dumps_bytes(completion)
             await context.write(httpbody_pb2.HttpBody(content_type=JSON_TYPE, data=body))
             return
         await self._stream_sse(exchange, context)
