@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from clawgate.common.config import Config
 from clawgate.common.errors import ApiError
 from clawgate.common.fail_open import FailOpen
+from clawgate.common.redis_store import client as redis_client
 
 CLIENT_ADDRESS_HEADER = "x-clawgate-client-address"  # see launcher/envoy_config.py
 
@@ -70,9 +71,7 @@ class FailedAuthLimiter:
 
     @classmethod
     def from_config(cls, config: Config) -> FailedAuthLimiter:
-        client = aioredis.Redis.from_url(
-            config.redis_url, socket_timeout=1.0, socket_connect_timeout=0.5
-        )
+        client = redis_client(config.redis_url, socket_timeout=1.0, socket_connect_timeout=0.5)
         auth = config.auth
         return cls(
             client, config.cache.namespace, auth.failed_auth_attempts, auth.failed_auth_window_s

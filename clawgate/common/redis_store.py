@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -24,9 +25,26 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 _PERSISTENCE_FAILING = "MISCONF"
 
 
+# Connections one client may open; more concurrent calls wait for a free one (up to
+# POOL_WAIT_S) instead of failing. redis-py 8's plain pool stops at 100 and then raises
+# MaxConnectionsError, which under 1,000 concurrent streams read as "Redis is down" and
+# switched the prompt cache off.
+POOL_SIZE = 512
+POOL_WAIT_S = 5.0
+
+
+def client(url: str, **connection: Any) -> aioredis.Redis:
+    """A Redis client whose pool waits for a free connection when all are busy (every
+    Redis client of the services is made here; `connection` tunes each connection)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, **connection
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 def connect(url: str) -> aioredis.Redis:
     """A client tuned for a store: short timeouts, a few quick reconnect attempts."""
-    return aioredis.Redis.from_url(
+    return client(
         url,
         decode_responses=True,
         socket_timeout=2.0,

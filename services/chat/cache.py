@@ -42,6 +42,7 @@ from redis.exceptions import RedisError
 from clawgate.common.config import CacheSettings
 from clawgate.common.errors import ApiError
 from clawgate.common.loop_lag import LoopLag
+from clawgate.common.redis_store import client as redis_client
 
 from .cache_key import entry_key, entry_prefix, glob_escape, is_entry_key, request_digest
 from .cache_metrics import REDIS_ERRORS, REDIS_SECONDS
@@ -203,7 +204,7 @@ class PromptCache:
         cls, url: str, settings: CacheSettings, *, retry_interval_s: float = RETRY_INTERVAL_S
     ) -> PromptCache:
         """A cache with its own Redis client (closed by close())."""
-        client = aioredis.Redis.from_url(
+        client = redis_client(
             url,
             # After a Redis restart every pooled connection is stale: reconnect and retry
             # once at once, instead of failing (or backing off past the op timeout).

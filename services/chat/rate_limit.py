@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from clawgate.common.config import AuthSettings, Config, RateLimits
 from clawgate.common.errors import ApiError
 from clawgate.common.fail_open import FailOpen
+from clawgate.common.redis_store import client as redis_client
 from clawgate.common.tokens import Principal, current_principal
 from services.chat.pipeline import Exchange
 
@@ -140,9 +141,7 @@ class RateLimiter:
 
     @classmethod
     def from_config(cls, config: Config) -> RateLimiter:
-        client = aioredis.Redis.from_url(
-            config.redis_url, socket_timeout=1.0, socket_connect_timeout=0.5
-        )
+        client = redis_client(config.redis_url, socket_timeout=1.0, socket_connect_timeout=0.5)
         # A stream can last as long as the request deadline; older entries are stale.
         max_age = config.chat.request_timeout_s + 60
         return cls(client, config.cache.namespace, config.auth, max_age)
