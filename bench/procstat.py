@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -40,18 +41,19 @@ def process_name(pid: int) -> str:
 
 def snapshot(roots: dict[str, int]) -> dict[str, float]:
     """CPU seconds of every process under each named root, keyed `name` or `name/pid`."""
-    out: dict[str, float] = {}
-    for name, root in roots.items():
-        for pid in descendants(root):
-            out[name if pid == root else f"{name}/{pid}"] = cpu_seconds(pid)
-    return out
+    return _per_process(roots, cpu_seconds)
 
 
 def peaks(roots: dict[str, int]) -> dict[str, float]:
+    """Peak RSS (MB) of every process under each named root, keyed like snapshot()."""
+    return _per_process(roots, peak_rss_mb)
+
+
+def _per_process(roots: dict[str, int], read: Callable[[int], float]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, root in roots.items():
         for pid in descendants(root):
-            out[name if pid == root else f"{name}/{pid}"] = peak_rss_mb(pid)
+            out[name if pid == root else f"{name}/{pid}"] = read(pid)
     return out
 
 

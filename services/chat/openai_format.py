@@ -19,8 +19,8 @@ from services.chat.providers.base import Delta, Usage, extra_fields
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 DONE_FRAME = b"data: [DONE]\n\n"
-# json.dumps() builds a new encoder on every call when given options; one is enough.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# For what orjson cannot encode; json.dumps() with options would build one per call.
+_FALLBACK = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def completion_id() -> str:
@@ -29,23 +29,18 @@ def completion_id() -> str:
     return "chatcmpl-" + "".join(_ID_ALPHABET[b % 62] for b in secrets.token_bytes(29))
 
 
-def dumps(value: Any) -> str:
-    """Compact JSON with raw UTF-8 (Chinese text stays readable)."""
-    return _ENCODER.encode(value)
-
-
-def dumps_bytes(value: Any) -> bytes:
-    """dumps() as UTF-8 bytes, through orjson (the same compact JSON, a few times faster);
-    what orjson cannot encode (an integer beyond 64 bits from some upstream) goes through
-    the json module."""
+def dumps(value: Any) -> bytes:
+    """Compact JSON in UTF-8, non-ASCII kept raw (Chinese text stays readable), through
+    orjson; what orjson cannot encode (an integer beyond 64 bits from some upstream) goes
+    through the json module."""
     try:
         return orjson.dumps(value)
     except TypeError:
-        return dumps(value).encode()
+        return _FALLBACK.encode(value).encode()
 
 
 def sse_frame(value: Any) -> bytes:
-    return b"data: " + dumps_bytes(value) + b"\n\n"
+    return b"data: " + dumps(value) + b"\n\n"
 
 
 def error_frame(error: ApiError) -> bytes:

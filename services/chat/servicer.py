@@ -41,7 +41,7 @@ from services.chat.models import ModelCatalogue
 from services.chat.openai_format import (
     DONE_FRAME,
     ChunkEncoder,
-    dumps_bytes,
+    dumps,
     error_frame,
     sse_frame,
 )
@@ -123,7 +123,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         if not exchange.request.stream:
             completion = await exchange.complete()
             await _send_headers(context, exchange)
-            body = dumps_bytes(completion)
+            body = dumps(completion)
             await context.write(httpbody_pb2.HttpBody(content_type=JSON_TYPE, data=body))
             return
         await self._stream_sse(exchange, context)

@@ -195,3 +195,12 @@ def test_usage_details_and_server_extras_survive_a_cache_round_trip() -> None:
     replayed = stream(*completion_to_deltas(restamp(completion, "m")))
     assert {c["system_fingerprint"] for c in replayed} == {"fp_x"}
     assert replayed[-1]["usage"] == usage and replayed[-1]["timings"] == {"predicted_n": 9}
+
+
+def test_frames_keep_non_ascii_raw_and_take_what_orjson_cannot() -> None:
+    # orjson encodes the usual answer; an upstream extra beyond 64 bits goes through json.
+    for value in ({"content": "你好"}, {"content": "你好", "seed": 2**70}):
+        frame = sse_frame(value)
+        assert frame.startswith(b"data: ") and frame.endswith(b"\n\n")
+        assert "你好".encode() in frame
+        assert json.loads(frame[6:]) == value

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 
-from services.chat.openai_format import dumps_bytes
+from services.chat.openai_format import dumps
 from services.chat.providers.base import (
     DEFAULT_LIMITS,
     AnswerLimitReached,
@@ -47,7 +47,7 @@ async def open_stream(
     limits: ReadLimits = DEFAULT_LIMITS,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """POST `body` and yield the 200 response; anything else becomes an UpstreamFailure."""
-    data = dumps_bytes(body)
+    data = dumps(body)
     try:
         response = await session.post(url, data=data, headers=headers)
     except (aiohttp.ClientResponseError, HttpProcessingError) as exc:
