@@ -21,6 +21,7 @@ from typing import Any
 import openai
 import pytest
 
+from clawgate.launcher.processes import free_ports
 from clawgate.launcher.stack import Stack, local_plan
 from tests.realmodel import llama
 
@@ -81,8 +82,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealModel]:
     state = tmp_path_factory.mktemp("realmodel")
     key = secrets.token_urlsafe(16)
-    plain = llama.LlamaServer(state)
-    keyed = llama.LlamaServer(state, alias=KEYED_ALIAS, api_key=key)
+    # Two ports picked together: two free_port() calls can return the same port (the
+    # keyed server then failed to bind and its URL reached the plain one).
+    plain_port, keyed_port = free_ports(2)
+    plain = llama.LlamaServer(state, port=plain_port)
+    keyed = llama.LlamaServer(state, alias=KEYED_ALIAS, api_key=key, port=keyed_port)
 
     def config(standins: dict[str, str]) -> dict[str, Any]:
         return {
